@@ -1,0 +1,202 @@
+//! The one configuration object every generator, simulator and driver reads.
+//!
+//! A [`Config`] fixes the array shape, the on-chip memory sizes and the clock. The hardware
+//! generators size every block from it, the simulators and the reference device model read it,
+//! and the device reports it over the link (`INFO`) so the host driver adapts to whatever is
+//! flashed.
+
+use std::fmt;
+
+/// Array shapes offered by the CLI (`--array RxC`). Any other shape that passes
+/// [`Config::validate`] also works; these are the ones the project builds and reports.
+pub const ARRAY_MENU: [(usize, usize); 4] = [(4, 4), (8, 8), (16, 16), (32, 32)];
+
+/// Width of the partial sums that travel down the array columns, in bits.
+///
+/// A column of `rows` PEs sums at most `rows` products of magnitude <= 128, so
+/// `|sum| <= 128 * rows`; 16 signed bits hold that for `rows <= 255`.
+pub const PSUM_BITS: usize = 16;
+
+/// Width of the accumulators and of the raw results, in bits (results are int32).
+pub const ACC_BITS: usize = 32;
+
+/// Largest number of array rows [`PSUM_BITS`] supports exactly (`128 * rows < 2^15`).
+pub const MAX_ROWS: usize = 255;
+
+/// Fixed cycles between RUN and the first activation entering the array.
+pub const RUN_START_CYCLES: u64 = 2;
+/// Fixed cycles between the last partial sum leaving the array and the last result written.
+pub const RUN_DRAIN_CYCLES: u64 = 4;
+
+/// Configuration of one trimac instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// PE rows: the number of K (reduction) elements the array consumes per cycle.
+    pub rows: usize,
+    /// PE columns: the number of N (output) elements the array produces per cycle.
+    pub cols: usize,
+    /// Weight memory depth in words; a word holds one array row of weights (`cols` codes).
+    pub weight_depth: usize,
+    /// Activation memory depth in words; a word holds `rows` int8 activations.
+    pub act_depth: usize,
+    /// Result memory depth in words; a word holds `cols` int32 results.
+    pub result_depth: usize,
+    /// Accumulator depth: the largest M (activation rows) one run may have.
+    pub max_m: usize,
+    /// Design clock in Hz (used to turn cycles into time; boards set it).
+    pub clock_hz: u32,
+    /// Cycles without a byte, inside a frame, after which the device abandons the frame and
+    /// answers `TRUNCATED`.
+    pub frame_timeout_cycles: u32,
+}
+
+/// A configuration that cannot be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new(8, 8).expect("8x8 is a valid array")
+    }
+}
+
+impl Config {
+    /// The default configuration for an array of `rows` x `cols` PEs.
+    pub fn new(rows: usize, cols: usize) -> Result<Config, ConfigError> {
+        let cfg = Config {
+            rows,
+            cols,
+            weight_depth: 4096,
+            act_depth: 4096,
+            result_depth: 4096,
+            max_m: 512,
+            clock_hz: 50_000_000,
+            frame_timeout_cycles: 4096,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parses an array shape written `RxC` (e.g. `8x8`) into a default configuration.
+    pub fn from_array_spec(spec: &str) -> Result<Config, ConfigError> {
+        let (r, c) = spec.split_once(['x', 'X']).ok_or_else(|| {
+            ConfigError(format!(
+                "array shape `{spec}` is not of the form RxC (e.g. 8x8)"
+            ))
+        })?;
+        let parse = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| ConfigError(format!("array shape `{spec}`: `{s}` is not a number")))
+        };
+        Config::new(parse(r)?, parse(c)?)
+    }
+
+    /// Checks every limit the hardware relies on.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        if self.rows < 2 || self.rows > MAX_ROWS {
+            return err(format!("rows = {} is outside 2..={MAX_ROWS}", self.rows));
+        }
+        if self.cols < 4 || self.cols > 64 || self.cols % 4 != 0 {
+            return err(format!(
+                "cols = {} must be a multiple of 4 in 4..=64",
+                self.cols
+            ));
+        }
+        for (name, depth) in [
+            ("weight_depth", self.weight_depth),
+            ("act_depth", self.act_depth),
+            ("result_depth", self.result_depth),
+            ("max_m", self.max_m),
+        ] {
+            if depth == 0 || depth > 65536 {
+                return err(format!("{name} = {depth} is outside 1..=65536"));
+            }
+        }
+        if self.clock_hz == 0 {
+            return err("clock_hz must be positive".into());
+        }
+        if self.frame_timeout_cycles < 16 {
+            return err("frame_timeout_cycles must be at least 16".into());
+        }
+        Ok(())
+    }
+
+    /// `RxC` as printed in reports.
+    pub fn array_name(&self) -> String {
+        format!("{}x{}", self.rows, self.cols)
+    }
+
+    /// MAC lanes (PEs) in the array.
+    pub fn lanes(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Bytes in one weight word on the link (4 two-bit codes per byte).
+    pub fn weight_word_bytes(&self) -> usize {
+        self.cols / 4
+    }
+
+    /// Bytes in one activation word on the link (one int8 per row).
+    pub fn act_word_bytes(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes in one result word on the link (one little-endian int32 per column).
+    pub fn result_word_bytes(&self) -> usize {
+        4 * self.cols
+    }
+
+    /// Cycles from the start of a RUN to its last result written, for a layer of `m` rows,
+    /// `k_tiles` K-tiles and `n_tiles` N-tiles (docs/architecture.md derives it). The RTL is
+    /// tested to take exactly this many cycles.
+    pub fn run_cycles(&self, m: usize, k_tiles: usize, n_tiles: usize) -> u64 {
+        let period = m.max(self.rows).max(self.cols) as u64;
+        let tiles = (k_tiles * n_tiles) as u64;
+        RUN_START_CYCLES + tiles * period + (self.rows + self.cols) as u64 + RUN_DRAIN_CYCLES
+    }
+
+    /// Largest K a layer may have: every K-tile needs `rows` weight words per N-tile.
+    pub fn max_k(&self) -> usize {
+        (self.weight_depth / self.rows) * self.rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn menu_sizes_are_valid() {
+        for (r, c) in ARRAY_MENU {
+            let cfg = Config::new(r, c).unwrap();
+            assert_eq!(cfg.lanes(), r * c);
+            assert!(128 * cfg.rows < (1 << (PSUM_BITS - 1)));
+        }
+    }
+
+    #[test]
+    fn parses_array_spec() {
+        assert_eq!(Config::from_array_spec("16x16").unwrap().rows, 16);
+        assert!(Config::from_array_spec("16").is_err());
+        assert!(Config::from_array_spec("8x6").is_err());
+        assert!(Config::from_array_spec("1x8").is_err());
+        assert!(Config::from_array_spec("axb").is_err());
+    }
+
+    #[test]
+    fn accumulator_cannot_overflow_at_max_k() {
+        let cfg = Config::new(32, 32).unwrap();
+        // |sum| <= 128 * K must fit a signed ACC_BITS accumulator.
+        assert!((128u64 * cfg.max_k() as u64) < (1u64 << (ACC_BITS - 1)));
+    }
+}

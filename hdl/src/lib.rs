@@ -1,0 +1,9 @@
+//! trimac hardware: the ternary add/subtract systolic array and everything around it,
+//! described in rust-hdl, plus the configuration and protocol definitions every other crate
+//! shares.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod protocol;
+
+pub use config::Config;
