@@ -7,3 +7,4 @@ pub mod config;
 pub mod protocol;
 
 pub use config::Config;
+pub mod verilog;

@@ -4,6 +4,7 @@
 
 pub mod golden;
 pub mod reference;
+pub mod rtl;
 pub mod stream;
 
 pub use stream::{ByteStream, LinkError};
