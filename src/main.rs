@@ -352,3 +352,108 @@ fn info(a: &InfoArgs) -> CliResult<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use trimac_driver::npy::{read_i32_matrix, write_i8_matrix};
+    use trimac_sim::golden;
+
+    fn device(array: &str) -> DeviceArgs {
+        DeviceArgs {
+            backend: "cpu".into(),
+            array: array.into(),
+            vcd: None,
+        }
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("trimac-cli-{}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["trimac", "demo", "--array", "4x4", "--limit", "3"]);
+        assert!(matches!(cli.unwrap().command, Command::Demo(_)));
+        assert!(Cli::try_parse_from(["trimac", "gemm", "--weights", "w.npy"]).is_err());
+    }
+
+    #[test]
+    fn gemm_writes_the_exact_product() {
+        let (m, k, n) = (9, 13, 6);
+        let x: Vec<i8> = (0..m * k).map(|i| (i * 41) as i8).collect();
+        let w: Vec<i8> = (0..k * n).map(|i| (i % 3) as i8 - 1).collect();
+        let (xp, wp, yp) = (temp("x.npy"), temp("w.npy"), temp("y.npy"));
+        write_i8_matrix(
+            &xp,
+            &Matrix {
+                rows: m,
+                cols: k,
+                data: x.clone(),
+            },
+        )
+        .unwrap();
+        write_i8_matrix(
+            &wp,
+            &Matrix {
+                rows: k,
+                cols: n,
+                data: w.clone(),
+            },
+        )
+        .unwrap();
+        let args = GemmArgs {
+            weights: wp.clone(),
+            input: xp.clone(),
+            out: yp.clone(),
+            device: device("4x4"),
+            json: true,
+        };
+        assert_eq!(gemm(&args).unwrap(), ExitCode::SUCCESS);
+        let y = read_i32_matrix(&yp).unwrap();
+        assert_eq!((y.rows, y.cols), (m, n));
+        assert_eq!(y.data, golden::gemm(&x, &w, m, k, n));
+        // K mismatch (X used as W): an error, not a panic.
+        let bad = GemmArgs {
+            weights: xp.clone(),
+            ..args
+        };
+        assert!(gemm(&bad).is_err());
+        for p in [xp, wp, yp] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    #[test]
+    fn demo_matches_the_cpu() {
+        let args = DemoArgs {
+            device: device("8x8"),
+            limit: Some(40),
+            json: false,
+        };
+        assert_eq!(demo(&args).unwrap(), ExitCode::SUCCESS);
+    }
+
+    #[test]
+    fn bad_device_arguments_are_errors() {
+        let info_of = |d: DeviceArgs| {
+            info(&InfoArgs {
+                device: d,
+                json: true,
+            })
+        };
+        assert!(info_of(device("8x6"))
+            .unwrap_err()
+            .to_string()
+            .contains("--array 8x6"));
+        let mut d = device("8x8");
+        d.backend = "gpu".into();
+        assert!(info_of(d)
+            .unwrap_err()
+            .to_string()
+            .contains("known backends"));
+        assert!(info_of(device("4x4")).is_ok());
+    }
+}
