@@ -181,7 +181,8 @@ impl<S: ByteStream> ByteStream for FaultyStream<S> {
             self.sent += 1;
             out.extend(self.filter(Direction::ToDevice, index, b));
         }
-        if self.silent {
+        // Bytes before a silence still reach the device; nothing after it does.
+        if out.is_empty() {
             return Ok(());
         }
         self.inner.send(&out)
@@ -218,5 +219,71 @@ impl<S: ByteStream> ByteStream for FaultyStream<S> {
 
     fn backend(&self) -> &'static str {
         self.inner.backend()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Echoes every byte sent, counting one cycle per byte.
+    #[derive(Default)]
+    struct Echo {
+        queued: Vec<u8>,
+        cycles: u64,
+    }
+
+    impl ByteStream for Echo {
+        fn send(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+            self.queued.extend_from_slice(bytes);
+            self.cycles += bytes.len() as u64;
+            Ok(())
+        }
+        fn recv(&mut self, n: usize, idle_cycles: u64) -> Result<Vec<u8>, LinkError> {
+            if self.queued.len() < n {
+                self.cycles += idle_cycles;
+                return Err(LinkError::Timeout {
+                    missing: n - self.queued.len(),
+                    waited: format!("{idle_cycles} cycles"),
+                });
+            }
+            Ok(self.queued.drain(..n).collect())
+        }
+        fn cycles(&self) -> Option<u64> {
+            Some(self.cycles)
+        }
+        fn backend(&self) -> &'static str {
+            "echo"
+        }
+    }
+
+    #[test]
+    fn drop_and_corrupt_in_both_directions() {
+        let mut s = FaultyStream::new(Echo::default());
+        s.add(Fault::drop(Direction::ToDevice, 1));
+        s.add(Fault::corrupt(Direction::FromDevice, 2, 0xff));
+        s.send(&[1, 2, 3, 4, 5]).unwrap();
+        assert_eq!(s.recv(3, 10).unwrap(), vec![1, 3, !4]);
+        s.add(Fault::drop(Direction::FromDevice, 0));
+        s.send(&[6]).unwrap();
+        // Byte 5 is dropped on the way back, 6 takes its place.
+        assert_eq!(s.recv(1, 10).unwrap(), vec![6]);
+        assert_eq!((s.injected(), s.pending()), (3, 0));
+        assert_eq!((s.sent(), s.received()), (6, 5));
+    }
+
+    #[test]
+    fn silence_swallows_everything_after_it() {
+        let mut s = FaultyStream::new(Echo::default());
+        s.add(Fault::silent(Direction::ToDevice, 2));
+        s.send(&[1, 2, 3]).unwrap();
+        assert!(matches!(
+            s.recv(2, 100),
+            Err(LinkError::Timeout { missing: 2, .. })
+        ));
+        assert_eq!(s.inner().queued, vec![1, 2]);
+        assert_eq!(s.cycles(), Some(2 + 100));
+        s.send(&[4]).unwrap();
+        assert_eq!(s.inner().queued, vec![1, 2]);
     }
 }
