@@ -675,3 +675,97 @@ pub fn mem_name(mem: Memory) -> &'static str {
 fn u32_le(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A "device" that answers nothing but an endless stream of `byte`.
+    struct Babbler {
+        byte: u8,
+    }
+
+    impl ByteStream for Babbler {
+        fn send(&mut self, _bytes: &[u8]) -> Result<(), LinkError> {
+            Ok(())
+        }
+        fn recv(&mut self, n: usize, _idle: u64) -> Result<Vec<u8>, LinkError> {
+            Ok(vec![self.byte; n])
+        }
+        fn cycles(&self) -> Option<u64> {
+            None
+        }
+        fn backend(&self) -> &'static str {
+            "babbler"
+        }
+    }
+
+    fn info() -> DeviceInfo {
+        DeviceInfo {
+            protocol_version: PROTOCOL_VERSION,
+            psum_bits: 16,
+            config: Config::new(8, 8).unwrap(),
+        }
+    }
+
+    #[test]
+    fn info_round_trips_and_is_validated() {
+        let i = info();
+        assert_eq!(i.encode().len(), INFO_LEN);
+        assert_eq!(DeviceInfo::parse(&i.encode()).unwrap(), i);
+        let mut bad = i.encode();
+        bad[2] = 6; // 6 columns: not a multiple of 4
+        assert!(DeviceInfo::parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("invalid configuration"));
+        assert!(DeviceInfo::parse(&i.encode()[..27]).is_err());
+        assert!(DeviceInfo::parse(&[]).is_err());
+    }
+
+    #[test]
+    fn a_babbling_device_is_refused_in_bounded_time() {
+        for byte in [0x00, REPLY_SYNC] {
+            let err = Accelerator::connect(Babbler { byte }, None).err().unwrap();
+            assert!(
+                matches!(
+                    err,
+                    DriverError::Protocol {
+                        command: "INFO",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn stats_since_subtracts() {
+        let a = Stats {
+            transfer_cycles: 10,
+            runs: 2,
+            wall_seconds: 1.5,
+            ..Stats::default()
+        };
+        let b = Stats {
+            transfer_cycles: 25,
+            runs: 3,
+            wall_seconds: 2.0,
+            ..Stats::default()
+        };
+        let d = b.since(&a);
+        assert_eq!((d.transfer_cycles, d.runs, d.wall_seconds), (15, 1, 0.5));
+    }
+
+    #[test]
+    fn status_block_is_checked() {
+        let mut p = vec![1, 0, 0, 0];
+        p.extend_from_slice(&7u32.to_le_bytes());
+        p.extend_from_slice(&9u32.to_le_bytes());
+        let s = DeviceStatus::parse(&p).unwrap();
+        assert!(s.configured && s.cycle_counter == 7 && s.last_run_cycles == 9);
+        p[1] = 1;
+        assert!(DeviceStatus::parse(&p).is_err());
+    }
+}
