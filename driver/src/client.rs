@@ -544,9 +544,17 @@ impl<S: ByteStream> Accelerator<S> {
         }
     }
 
+    /// Receives exactly `n` bytes (a backend that hands out another count is an I/O error).
     fn recv(&mut self, n: usize, idle: u64) -> Result<Vec<u8>, LinkError> {
         let b = self.stream.recv(n, idle)?;
         self.bytes_moved += b.len() as u64;
+        if b.len() != n {
+            return Err(LinkError::Io(format!(
+                "the `{}` backend returned {} byte(s) when asked for {n}",
+                self.stream.backend(),
+                b.len()
+            )));
+        }
         Ok(b)
     }
 
