@@ -20,8 +20,11 @@ pub const PSUM_BITS: usize = 16;
 /// Width of the accumulators and of the raw results, in bits (results are int32).
 pub const ACC_BITS: usize = 32;
 
-/// Largest number of array rows [`PSUM_BITS`] supports exactly (`128 * rows < 2^15`).
-pub const MAX_ROWS: usize = 255;
+/// Largest number of array rows. The one-hot byte selects of the host link are 32 bits wide
+/// (one bit per activation byte of a word); [`PSUM_BITS`] alone would allow 255.
+pub const MAX_ROWS: usize = 32;
+/// Largest number of array columns (one-hot lane selects of the host link).
+pub const MAX_COLS: usize = 32;
 
 /// Fixed cycles between RUN and the first activation entering the array.
 pub const RUN_START_CYCLES: u64 = 2;
@@ -189,6 +192,8 @@ mod tests {
         assert_eq!(Config::from_array_spec("16x16").unwrap().rows, 16);
         assert!(Config::from_array_spec("16").is_err());
         assert!(Config::from_array_spec("8x6").is_err());
+        assert!(Config::from_array_spec("12x12").is_err());
+        assert!(Config::from_array_spec("64x64").is_err());
         assert!(Config::from_array_spec("1x8").is_err());
         assert!(Config::from_array_spec("axb").is_err());
     }
