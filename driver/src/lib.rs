@@ -5,6 +5,7 @@
 pub mod client;
 pub mod device;
 pub mod error;
+pub mod faults;
 pub mod gemm;
 pub mod layout;
 pub mod mlp;
