@@ -12,7 +12,7 @@ use rust_hdl::prelude::*;
 
 /// Cycles the controller waits after its last issue, beyond `rows + cols`, so the last
 /// partial sum has crossed the accumulator lanes and the requantizer and is written.
-pub const DRAIN_EXTRA: usize = 5;
+pub const DRAIN_EXTRA: usize = crate::config::RUN_DRAIN_CYCLES as usize;
 
 /// Controller state.
 #[derive(Copy, Clone, PartialEq, Debug, LogicState)]
