@@ -20,13 +20,17 @@ pub const PSUM_BITS: usize = 16;
 /// Width of the accumulators and of the raw results, in bits (results are int32).
 pub const ACC_BITS: usize = 32;
 
-/// Largest number of array rows [`PSUM_BITS`] supports exactly (`128 * rows < 2^15`).
-pub const MAX_ROWS: usize = 255;
+/// Largest number of array rows. The one-hot byte selects of the host link are 32 bits wide
+/// (one bit per activation byte of a word); [`PSUM_BITS`] alone would allow 255.
+pub const MAX_ROWS: usize = 32;
+/// Largest number of array columns (one-hot lane selects of the host link).
+pub const MAX_COLS: usize = 32;
 
-/// Fixed cycles between RUN and the first activation entering the array.
-pub const RUN_START_CYCLES: u64 = 2;
-/// Fixed cycles between the last partial sum leaving the array and the last result written.
-pub const RUN_DRAIN_CYCLES: u64 = 4;
+/// Cycles a run spends besides issuing tiles and draining the array: the start cycle.
+pub const RUN_START_CYCLES: u64 = 1;
+/// Cycles the controller waits after its last issue beyond `rows + cols`: the feeder's RAM
+/// read and register (2), the accumulator lane (1) and the requantizer (2).
+pub const RUN_DRAIN_CYCLES: u64 = 5;
 
 /// Configuration of one trimac instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,12 +161,19 @@ impl Config {
     }
 
     /// Cycles from the start of a RUN to its last result written, for a layer of `m` rows,
-    /// `k_tiles` K-tiles and `n_tiles` N-tiles (docs/architecture.md derives it). The RTL is
-    /// tested to take exactly this many cycles.
+    /// `k_tiles` K-tiles and `n_tiles` N-tiles (docs/architecture.md derives it):
+    ///
+    /// `1 + (T - 1) * P + max(m, rows) + rows + cols + RUN_DRAIN_CYCLES` with
+    /// `T = k_tiles * n_tiles` and `P = max(m, rows, cols)`. Every backend is tested to take
+    /// exactly this many cycles.
     pub fn run_cycles(&self, m: usize, k_tiles: usize, n_tiles: usize) -> u64 {
         let period = m.max(self.rows).max(self.cols) as u64;
-        let tiles = (k_tiles * n_tiles) as u64;
-        RUN_START_CYCLES + tiles * period + (self.rows + self.cols) as u64 + RUN_DRAIN_CYCLES
+        let tiles = (k_tiles * n_tiles).max(1) as u64;
+        RUN_START_CYCLES
+            + (tiles - 1) * period
+            + m.max(self.rows) as u64
+            + (self.rows + self.cols) as u64
+            + RUN_DRAIN_CYCLES
     }
 
     /// Largest K a layer may have: every K-tile needs `rows` weight words per N-tile.
@@ -189,6 +200,8 @@ mod tests {
         assert_eq!(Config::from_array_spec("16x16").unwrap().rows, 16);
         assert!(Config::from_array_spec("16").is_err());
         assert!(Config::from_array_spec("8x6").is_err());
+        assert!(Config::from_array_spec("12x12").is_err());
+        assert!(Config::from_array_spec("64x64").is_err());
         assert!(Config::from_array_spec("1x8").is_err());
         assert!(Config::from_array_spec("axb").is_err());
     }

@@ -3,6 +3,7 @@
 //! shares.
 #![forbid(unsafe_code)]
 
+pub mod blocks;
 pub mod config;
 pub mod protocol;
 

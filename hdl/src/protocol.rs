@@ -185,12 +185,15 @@ pub fn decode_weight(c: u8) -> Option<i8> {
     }
 }
 
+/// CRC-16/CCITT-FALSE generator polynomial.
+pub const CRC_POLY: u16 = 0x1021;
+
 /// One step of CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final xor).
 pub fn crc16_update(crc: u16, byte: u8) -> u16 {
     let mut crc = crc ^ ((byte as u16) << 8);
     for _ in 0..8 {
         crc = if crc & 0x8000 != 0 {
-            (crc << 1) ^ 0x1021
+            (crc << 1) ^ CRC_POLY
         } else {
             crc << 1
         };

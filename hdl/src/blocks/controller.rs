@@ -1,0 +1,254 @@
+//! `Controller`: walks a layer's tiles and issues activation reads, weight-row reads and
+//! accumulator tokens, one cycle at a time.
+//!
+//! Tiles run N-tile major, K-tile minor. Tile `t` occupies `period = max(m, rows, cols)`
+//! cycles: in its step `s` the controller issues activation row `s` (if `s < m`), weight row
+//! `s` (if `s < rows`) and, with activation row `s`, the accumulator token that follows that
+//! row's partial sums to the bottom of the array. The last tile stops after `max(m, rows)`
+//! steps, then the controller waits `rows + cols + DRAIN_EXTRA` cycles for the last result to
+//! be written. See docs/architecture.md for why this schedule never stalls.
+
+use rust_hdl::prelude::*;
+
+/// Cycles the controller waits after its last issue, beyond `rows + cols`, so the last
+/// partial sum has crossed the accumulator lanes and the requantizer and is written.
+pub const DRAIN_EXTRA: usize = crate::config::RUN_DRAIN_CYCLES as usize;
+
+/// Controller state.
+#[derive(Copy, Clone, PartialEq, Debug, LogicState)]
+pub enum RunState {
+    /// Waiting for `start`.
+    Idle,
+    /// Issuing tiles.
+    Issue,
+    /// Waiting for the pipeline to empty.
+    Drain,
+}
+
+/// The tile sequencer.
+#[derive(LogicBlock)]
+pub struct Controller {
+    /// Clock.
+    pub clock: Signal<In, Clock>,
+    /// Return to idle at once.
+    pub reset: Signal<In, bool>,
+    /// Start a run (one-cycle pulse while idle); the layer fields below must be valid then.
+    pub start: Signal<In, bool>,
+    /// Activation rows of the layer.
+    pub m: Signal<In, Bits<16>>,
+    /// K-tiles of the layer.
+    pub k_tiles: Signal<In, Bits<16>>,
+    /// N-tiles of the layer.
+    pub n_tiles: Signal<In, Bits<16>>,
+    /// First activation word.
+    pub act_base: Signal<In, Bits<16>>,
+    /// First weight word.
+    pub wt_base: Signal<In, Bits<16>>,
+    /// First output word.
+    pub out_base: Signal<In, Bits<16>>,
+    /// High while a run is in progress.
+    pub busy: Signal<Out, bool>,
+    /// One-cycle pulse in the last cycle of a run.
+    pub done: Signal<Out, bool>,
+    /// Cycles of the current (or last) run so far.
+    pub run_cycles: Signal<Out, Bits<32>>,
+    /// Read activation word `act_addr` into the array this cycle.
+    pub act_valid: Signal<Out, bool>,
+    /// Activation word address.
+    pub act_addr: Signal<Out, Bits<16>>,
+    /// This activation row is the first of its tile.
+    pub act_swap: Signal<Out, bool>,
+    /// Read weight word `wt_addr` into the shadow weights this cycle.
+    pub wt_valid: Signal<Out, bool>,
+    /// This weight word is row 0 of its tile.
+    pub wt_start: Signal<Out, bool>,
+    /// Weight word address.
+    pub wt_addr: Signal<Out, Bits<16>>,
+    /// Accumulator token: the row issued this cycle is the first K-tile of its outputs.
+    pub tok_first: Signal<Out, bool>,
+    /// Accumulator token: the row issued this cycle is the last K-tile of its outputs.
+    pub tok_last: Signal<Out, bool>,
+    /// Accumulator token: activation row index (accumulator address).
+    pub tok_row: Signal<Out, Bits<16>>,
+    /// Accumulator token: output word address.
+    pub tok_out: Signal<Out, Bits<16>>,
+    rows: Constant<Bits<16>>,
+    cols: Constant<Bits<16>>,
+    drain_len: Constant<Bits<16>>,
+    state: DFF<RunState>,
+    step: DFF<Bits<16>>,
+    kt: DFF<Bits<16>>,
+    nt: DFF<Bits<16>>,
+    period: DFF<Bits<16>>,
+    last_steps: DFF<Bits<16>>,
+    act_row: DFF<Bits<16>>,
+    act_next: DFF<Bits<16>>,
+    out_row: DFF<Bits<16>>,
+    out_next: DFF<Bits<16>>,
+    wt_next: DFF<Bits<16>>,
+    drain: DFF<Bits<16>>,
+    cycles: DFF<Bits<32>>,
+    last_tile: Signal<Local, bool>,
+    end_step: Signal<Local, Bits<16>>,
+    kt_last: Signal<Local, bool>,
+    issuing_act: Signal<Local, bool>,
+    shape_max: Signal<Local, Bits<16>>,
+}
+
+impl Controller {
+    /// A controller for an array of `rows x cols`.
+    pub fn new(rows: usize, cols: usize) -> Self {
+        assert!((1..=255).contains(&rows) && (1..=255).contains(&cols));
+        Self {
+            clock: Default::default(),
+            reset: Default::default(),
+            start: Default::default(),
+            m: Default::default(),
+            k_tiles: Default::default(),
+            n_tiles: Default::default(),
+            act_base: Default::default(),
+            wt_base: Default::default(),
+            out_base: Default::default(),
+            busy: Default::default(),
+            done: Default::default(),
+            run_cycles: Default::default(),
+            act_valid: Default::default(),
+            act_addr: Default::default(),
+            act_swap: Default::default(),
+            wt_valid: Default::default(),
+            wt_start: Default::default(),
+            wt_addr: Default::default(),
+            tok_first: Default::default(),
+            tok_last: Default::default(),
+            tok_row: Default::default(),
+            tok_out: Default::default(),
+            rows: Constant::new((rows as u64).into()),
+            cols: Constant::new((cols as u64).into()),
+            drain_len: Constant::new(((rows + cols + DRAIN_EXTRA) as u64).into()),
+            state: Default::default(),
+            step: Default::default(),
+            kt: Default::default(),
+            nt: Default::default(),
+            period: Default::default(),
+            last_steps: Default::default(),
+            act_row: Default::default(),
+            act_next: Default::default(),
+            out_row: Default::default(),
+            out_next: Default::default(),
+            wt_next: Default::default(),
+            drain: Default::default(),
+            cycles: Default::default(),
+            last_tile: Default::default(),
+            end_step: Default::default(),
+            kt_last: Default::default(),
+            issuing_act: Default::default(),
+            shape_max: Default::default(),
+        }
+    }
+}
+
+impl Logic for Controller {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self, clock, state, step, kt, nt, period, last_steps, act_row, act_next, out_row,
+            out_next, wt_next, drain, cycles
+        );
+        self.kt_last.next = self.kt.q.val() + 1 == self.k_tiles.val();
+        self.last_tile.next = self.kt_last.val() & (self.nt.q.val() + 1 == self.n_tiles.val());
+        self.end_step.next = self.period.q.val() - 1;
+        if self.last_tile.val() {
+            self.end_step.next = self.last_steps.q.val() - 1;
+        }
+        self.issuing_act.next =
+            (self.state.q.val() == RunState::Issue) & (self.step.q.val() < self.m.val());
+        // Outputs: what to issue this cycle.
+        self.busy.next = self.state.q.val() != RunState::Idle;
+        self.done.next = (self.state.q.val() == RunState::Drain)
+            & (self.drain.q.val() + 1 == self.drain_len.val());
+        self.run_cycles.next = self.cycles.q.val();
+        self.act_valid.next = self.issuing_act.val();
+        self.act_addr.next = self.act_next.q.val();
+        self.act_swap.next = self.step.q.val() == 0;
+        self.wt_valid.next =
+            (self.state.q.val() == RunState::Issue) & (self.step.q.val() < self.rows.val());
+        self.wt_start.next = self.step.q.val() == 0;
+        self.wt_addr.next = self.wt_next.q.val();
+        self.tok_first.next = self.kt.q.val() == 0;
+        self.tok_last.next = self.kt_last.val();
+        self.tok_row.next = self.step.q.val();
+        self.tok_out.next = self.out_next.q.val();
+        // max(rows, cols), then the tile period max(m, rows, cols) and the last tile's length.
+        self.shape_max.next = self.rows.val();
+        if self.cols.val() > self.rows.val() {
+            self.shape_max.next = self.cols.val();
+        }
+        match self.state.q.val() {
+            RunState::Idle => {
+                if self.start.val() {
+                    self.state.d.next = RunState::Issue;
+                    self.step.d.next = 0.into();
+                    self.kt.d.next = 0.into();
+                    self.nt.d.next = 0.into();
+                    self.cycles.d.next = 1.into();
+                    self.period.d.next = self.shape_max.val();
+                    if self.m.val() > self.shape_max.val() {
+                        self.period.d.next = self.m.val();
+                    }
+                    self.last_steps.d.next = self.rows.val();
+                    if self.m.val() > self.rows.val() {
+                        self.last_steps.d.next = self.m.val();
+                    }
+                    self.act_row.d.next = self.act_base.val();
+                    self.act_next.d.next = self.act_base.val();
+                    self.out_row.d.next = self.out_base.val();
+                    self.out_next.d.next = self.out_base.val();
+                    self.wt_next.d.next = self.wt_base.val();
+                }
+            }
+            RunState::Issue => {
+                self.cycles.d.next = self.cycles.q.val() + 1;
+                if self.issuing_act.val() {
+                    self.act_next.d.next = self.act_next.q.val() + self.k_tiles.val();
+                    self.out_next.d.next = self.out_next.q.val() + self.n_tiles.val();
+                }
+                if self.step.q.val() < self.rows.val() {
+                    self.wt_next.d.next = self.wt_next.q.val() + 1;
+                }
+                self.step.d.next = self.step.q.val() + 1;
+                if self.step.q.val() == self.end_step.val() {
+                    self.step.d.next = 0.into();
+                    if self.last_tile.val() {
+                        self.state.d.next = RunState::Drain;
+                        self.drain.d.next = 0.into();
+                    } else if self.kt_last.val() {
+                        self.kt.d.next = 0.into();
+                        self.nt.d.next = self.nt.q.val() + 1;
+                        self.act_row.d.next = self.act_base.val();
+                        self.act_next.d.next = self.act_base.val();
+                        self.out_row.d.next = self.out_row.q.val() + 1;
+                        self.out_next.d.next = self.out_row.q.val() + 1;
+                    } else {
+                        self.kt.d.next = self.kt.q.val() + 1;
+                        self.act_row.d.next = self.act_row.q.val() + 1;
+                        self.act_next.d.next = self.act_row.q.val() + 1;
+                        self.out_next.d.next = self.out_row.q.val();
+                    }
+                }
+            }
+            RunState::Drain => {
+                self.cycles.d.next = self.cycles.q.val() + 1;
+                self.drain.d.next = self.drain.q.val() + 1;
+                if self.drain.q.val() + 1 == self.drain_len.val() {
+                    self.state.d.next = RunState::Idle;
+                }
+            }
+            _ => {
+                self.state.d.next = RunState::Idle;
+            }
+        }
+        if self.reset.val() {
+            self.state.d.next = RunState::Idle;
+        }
+    }
+}

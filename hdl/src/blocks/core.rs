@@ -1,0 +1,379 @@
+//! `Core`: the array with its memories, feeders, accumulator lanes and output stage.
+//!
+//! ```text
+//!  act_banks[i] --(row i delayed i cycles)--> TernaryArray <-- weight_rams[j] (code bus,
+//!                                                 |              row-by-row shadow loads)
+//!                                      psum_out[j] v
+//!  token delay line (rows + 1) --> AccumulatorLane[0] -> [1] -> ... (one cycle per lane)
+//!                                                 v
+//!                                     Requantizer[j] -> result_rams[j] (int32)
+//!                                                    -> act_banks[j]   (int8, square arrays)
+//! ```
+//!
+//! The host link reaches every memory through the `host_*` ports while no run is in progress:
+//! writes are staged per lane and committed as whole words, reads return one byte chosen by a
+//! one-hot lane select.
+
+use super::accumulator_lane::AccumulatorLane;
+use super::controller::Controller;
+use super::lane_ram::LaneRam;
+use super::requantizer::Requantizer;
+use super::ternary_array::TernaryArray;
+use crate::config::{Config, ACC_BITS};
+use rust_hdl::prelude::*;
+
+/// Memory selector on `host_rd_mem`: packed weights.
+pub const MEM_WEIGHTS: u64 = 0;
+/// Memory selector on `host_rd_mem`: activations.
+pub const MEM_ACTS: u64 = 1;
+/// Memory selector on `host_rd_mem`: int32 results.
+pub const MEM_RESULTS: u64 = 2;
+
+/// The compute core.
+#[derive(LogicBlock)]
+pub struct Core {
+    /// Clock.
+    pub clock: Signal<In, Clock>,
+    /// Abandon a run.
+    pub reset: Signal<In, bool>,
+    /// Start a run of the layer below (one-cycle pulse).
+    pub start: Signal<In, bool>,
+    /// Layer: activation rows.
+    pub m: Signal<In, Bits<16>>,
+    /// Layer: K-tiles.
+    pub k_tiles: Signal<In, Bits<16>>,
+    /// Layer: N-tiles.
+    pub n_tiles: Signal<In, Bits<16>>,
+    /// Layer: first activation word.
+    pub act_base: Signal<In, Bits<16>>,
+    /// Layer: first weight word.
+    pub wt_base: Signal<In, Bits<16>>,
+    /// Layer: first output word.
+    pub out_base: Signal<In, Bits<16>>,
+    /// Layer: requantization multiplier.
+    pub mult: Signal<In, Bits<16>>,
+    /// Layer: requantization shift.
+    pub shift: Signal<In, Bits<5>>,
+    /// Layer: write int8 into activation memory (else int32 into result memory).
+    pub int8_out: Signal<In, bool>,
+    /// Layer: ReLU before the int8 clamp.
+    pub relu: Signal<In, bool>,
+    /// A run is in progress.
+    pub busy: Signal<Out, bool>,
+    /// Last cycle of a run.
+    pub done: Signal<Out, bool>,
+    /// Cycles of the current or last run.
+    pub run_cycles: Signal<Out, Bits<32>>,
+    /// Host read: word address (all lanes of the selected memory).
+    pub host_rd_addr: Signal<In, Bits<16>>,
+    /// Host read: memory ([`MEM_WEIGHTS`], [`MEM_ACTS`], [`MEM_RESULTS`]).
+    pub host_rd_mem: Signal<In, Bits<2>>,
+    /// Host read: one-hot byte (weights, activations) or lane (results) select.
+    pub host_rd_sel: Signal<In, Bits<32>>,
+    /// Host read: bit offset of the byte within a result lane (0, 8, 16, 24).
+    pub host_rd_shift: Signal<In, Bits<5>>,
+    /// Host read: the selected byte of the word at `host_rd_addr` one cycle earlier.
+    pub host_rd_byte: Signal<Out, Bits<8>>,
+    /// Host write: stage `host_wr_byte` into the lanes of byte `host_wr_sel`.
+    pub host_stage: Signal<In, bool>,
+    /// Host write: store the staged word at `host_wr_addr`.
+    pub host_commit: Signal<In, bool>,
+    /// Host write: target is activation memory (else weight memory).
+    pub host_wr_acts: Signal<In, bool>,
+    /// Host write: word address.
+    pub host_wr_addr: Signal<In, Bits<16>>,
+    /// Host write: the byte to stage.
+    pub host_wr_byte: Signal<In, Bits<8>>,
+    /// Host write: one-hot position of the byte within its word.
+    pub host_wr_sel: Signal<In, Bits<32>>,
+    ctrl: Controller,
+    array: TernaryArray,
+    weight_rams: Vec<LaneRam<Bits<2>>>,
+    act_banks: Vec<LaneRam<Bits<8>>>,
+    result_rams: Vec<LaneRam<Bits<ACC_BITS>>>,
+    lanes: Vec<AccumulatorLane>,
+    requants: Vec<Requantizer>,
+    weight_stage: Vec<DFF<Bits<2>>>,
+    act_stage: Vec<DFF<Bits<8>>>,
+    feed_addr: Vec<DFF<Bits<16>>>,
+    feed_valid: Vec<DFF<bool>>,
+    feed_swap: Vec<DFF<bool>>,
+    feed_valid_d: Vec<DFF<bool>>,
+    feed_swap_d: Vec<DFF<bool>>,
+    load_token: Vec<DFF<bool>>,
+    tok_valid: Vec<DFF<bool>>,
+    tok_first: Vec<DFF<bool>>,
+    tok_last: Vec<DFF<bool>>,
+    tok_row: Vec<DFF<Bits<16>>>,
+    tok_out: Vec<DFF<Bits<16>>>,
+    k_mem_weights: Constant<Bits<2>>,
+    k_mem_acts: Constant<Bits<2>>,
+    rd_word: Signal<Local, Bits<32>>,
+    rd_code0: Signal<Local, Bits<2>>,
+    rd_code1: Signal<Local, Bits<2>>,
+    rd_code2: Signal<Local, Bits<2>>,
+    rd_code3: Signal<Local, Bits<2>>,
+    rd_act: Signal<Local, Bits<8>>,
+    rd_result: Signal<Local, Bits<32>>,
+    _rows: usize,
+    _cols: usize,
+    _square: usize,
+    _weight_bytes: usize,
+}
+
+fn dffs<T: Synth>(n: usize) -> Vec<DFF<T>> {
+    (0..n).map(|_| DFF::default()).collect()
+}
+
+impl Core {
+    /// The core for `cfg`.
+    pub fn new(cfg: &Config) -> Self {
+        cfg.validate().expect("invalid configuration");
+        let (rows, cols) = (cfg.rows, cfg.cols);
+        Self {
+            clock: Default::default(),
+            reset: Default::default(),
+            start: Default::default(),
+            m: Default::default(),
+            k_tiles: Default::default(),
+            n_tiles: Default::default(),
+            act_base: Default::default(),
+            wt_base: Default::default(),
+            out_base: Default::default(),
+            mult: Default::default(),
+            shift: Default::default(),
+            int8_out: Default::default(),
+            relu: Default::default(),
+            busy: Default::default(),
+            done: Default::default(),
+            run_cycles: Default::default(),
+            host_rd_addr: Default::default(),
+            host_rd_mem: Default::default(),
+            host_rd_sel: Default::default(),
+            host_rd_shift: Default::default(),
+            host_rd_byte: Default::default(),
+            host_stage: Default::default(),
+            host_commit: Default::default(),
+            host_wr_acts: Default::default(),
+            host_wr_addr: Default::default(),
+            host_wr_byte: Default::default(),
+            host_wr_sel: Default::default(),
+            ctrl: Controller::new(rows, cols),
+            array: TernaryArray::new(rows, cols),
+            weight_rams: (0..cols).map(|_| LaneRam::new(cfg.weight_depth)).collect(),
+            act_banks: (0..rows).map(|_| LaneRam::new(cfg.act_depth)).collect(),
+            result_rams: (0..cols).map(|_| LaneRam::new(cfg.result_depth)).collect(),
+            lanes: (0..cols).map(|_| AccumulatorLane::new(cfg.max_m)).collect(),
+            requants: (0..cols).map(|_| Requantizer::default()).collect(),
+            weight_stage: dffs(cols),
+            act_stage: dffs(rows),
+            feed_addr: dffs(rows),
+            feed_valid: dffs(rows),
+            feed_swap: dffs(rows),
+            feed_valid_d: dffs(rows),
+            feed_swap_d: dffs(rows),
+            load_token: dffs(rows),
+            tok_valid: dffs(rows + 1),
+            tok_first: dffs(rows + 1),
+            tok_last: dffs(rows + 1),
+            tok_row: dffs(rows + 1),
+            tok_out: dffs(rows + 1),
+            k_mem_weights: Constant::new(MEM_WEIGHTS.into()),
+            k_mem_acts: Constant::new(MEM_ACTS.into()),
+            rd_word: Default::default(),
+            rd_code0: Default::default(),
+            rd_code1: Default::default(),
+            rd_code2: Default::default(),
+            rd_code3: Default::default(),
+            rd_act: Default::default(),
+            rd_result: Default::default(),
+            _rows: rows,
+            _cols: cols,
+            _square: if rows == cols { rows } else { 0 },
+            _weight_bytes: cols / 4,
+        }
+    }
+}
+
+impl Logic for Core {
+    #[hdl_gen]
+    fn update(&mut self) {
+        // Controller.
+        self.ctrl.clock.next = self.clock.val();
+        self.ctrl.reset.next = self.reset.val();
+        self.ctrl.start.next = self.start.val();
+        self.ctrl.m.next = self.m.val();
+        self.ctrl.k_tiles.next = self.k_tiles.val();
+        self.ctrl.n_tiles.next = self.n_tiles.val();
+        self.ctrl.act_base.next = self.act_base.val();
+        self.ctrl.wt_base.next = self.wt_base.val();
+        self.ctrl.out_base.next = self.out_base.val();
+        self.busy.next = self.ctrl.busy.val();
+        self.done.next = self.ctrl.done.val();
+        self.run_cycles.next = self.ctrl.run_cycles.val();
+        self.array.clock.next = self.clock.val();
+        for r in self._rows..(self._rows + 1) {
+            // Activation feed: row i reads its bank i cycles after row 0, so row i's
+            // activation enters the array one cycle after row i-1's.
+            for i in 0..self._rows {
+                self.act_banks[i].clock.next = self.clock.val();
+                self.act_stage[i].clock.next = self.clock.val();
+                self.feed_addr[i].clock.next = self.clock.val();
+                self.feed_valid[i].clock.next = self.clock.val();
+                self.feed_swap[i].clock.next = self.clock.val();
+                self.feed_valid_d[i].clock.next = self.clock.val();
+                self.feed_swap_d[i].clock.next = self.clock.val();
+                self.load_token[i].clock.next = self.clock.val();
+                self.feed_valid_d[i].d.next = self.feed_valid[i].q.val();
+                self.feed_swap_d[i].d.next = self.feed_swap[i].q.val() & self.feed_valid[i].q.val();
+                self.act_banks[i].read_address.next = self.host_rd_addr.val();
+                if self.ctrl.busy.val() {
+                    self.act_banks[i].read_address.next = self.feed_addr[i].q.val();
+                }
+                self.array.act_in[i].next = bits::<8>(0);
+                if self.feed_valid_d[i].q.val() {
+                    self.array.act_in[i].next = self.act_banks[i].read_data.val();
+                }
+                self.array.swap_in[i].next = self.feed_swap_d[i].q.val();
+                self.array.load[i].next = self.load_token[i].q.val();
+                // Host writes: stage bytes, commit whole words.
+                self.act_stage[i].d.next = self.act_stage[i].q.val();
+                if self.host_stage.val()
+                    & self.host_wr_acts.val()
+                    & self.host_wr_sel.val().get_bit(i)
+                {
+                    self.act_stage[i].d.next = self.host_wr_byte.val();
+                }
+                self.act_banks[i].write_address.next = self.host_wr_addr.val();
+                self.act_banks[i].write_data.next = self.act_stage[i].q.val();
+                self.act_banks[i].write_enable.next =
+                    self.host_commit.val() & self.host_wr_acts.val() & !self.ctrl.busy.val();
+            }
+            self.feed_addr[0].d.next = self.ctrl.act_addr.val();
+            self.feed_valid[0].d.next = self.ctrl.act_valid.val();
+            self.feed_swap[0].d.next = self.ctrl.act_swap.val();
+            self.load_token[0].d.next = self.ctrl.wt_valid.val() & self.ctrl.wt_start.val();
+            for i in 1..self._rows {
+                self.feed_addr[i].d.next = self.feed_addr[i - 1].q.val();
+                self.feed_valid[i].d.next = self.feed_valid[i - 1].q.val();
+                self.feed_swap[i].d.next = self.feed_swap[i - 1].q.val();
+                self.load_token[i].d.next = self.load_token[i - 1].q.val();
+            }
+            // Accumulator tokens wait rows + 1 cycles: lane 0 sees a row's token one cycle
+            // before that row's partial sum leaves column 0.
+            for s in 0..(self._rows + 1) {
+                self.tok_valid[s].clock.next = self.clock.val();
+                self.tok_first[s].clock.next = self.clock.val();
+                self.tok_last[s].clock.next = self.clock.val();
+                self.tok_row[s].clock.next = self.clock.val();
+                self.tok_out[s].clock.next = self.clock.val();
+            }
+            self.tok_valid[0].d.next = self.ctrl.act_valid.val();
+            self.tok_first[0].d.next = self.ctrl.tok_first.val();
+            self.tok_last[0].d.next = self.ctrl.tok_last.val();
+            self.tok_row[0].d.next = self.ctrl.tok_row.val();
+            self.tok_out[0].d.next = self.ctrl.tok_out.val();
+            for s in 1..(self._rows + 1) {
+                self.tok_valid[s].d.next = self.tok_valid[s - 1].q.val();
+                self.tok_first[s].d.next = self.tok_first[s - 1].q.val();
+                self.tok_last[s].d.next = self.tok_last[s - 1].q.val();
+                self.tok_row[s].d.next = self.tok_row[s - 1].q.val();
+                self.tok_out[s].d.next = self.tok_out[s - 1].q.val();
+            }
+            self.lanes[0].tok_valid_in.next = self.tok_valid[r].q.val();
+            self.lanes[0].tok_first_in.next = self.tok_first[r].q.val();
+            self.lanes[0].tok_last_in.next = self.tok_last[r].q.val();
+            self.lanes[0].tok_row_in.next = self.tok_row[r].q.val();
+            self.lanes[0].tok_out_in.next = self.tok_out[r].q.val();
+        }
+        for j in 0..self._cols {
+            // Weights: one row per cycle onto the code bus.
+            self.weight_rams[j].clock.next = self.clock.val();
+            self.weight_stage[j].clock.next = self.clock.val();
+            self.weight_rams[j].read_address.next = self.host_rd_addr.val();
+            if self.ctrl.busy.val() {
+                self.weight_rams[j].read_address.next = self.ctrl.wt_addr.val();
+            }
+            self.array.code_in[j].next = self.weight_rams[j].read_data.val();
+            self.weight_stage[j].d.next = self.weight_stage[j].q.val();
+            if self.host_stage.val()
+                & !self.host_wr_acts.val()
+                & self.host_wr_sel.val().get_bit(j >> 2)
+            {
+                self.weight_stage[j].d.next = self.host_wr_byte.val().get_bits::<2>((j & 3) << 1);
+            }
+            self.weight_rams[j].write_address.next = self.host_wr_addr.val();
+            self.weight_rams[j].write_data.next = self.weight_stage[j].q.val();
+            self.weight_rams[j].write_enable.next =
+                self.host_commit.val() & !self.host_wr_acts.val() & !self.ctrl.busy.val();
+            // Accumulate, requantize, store.
+            self.lanes[j].clock.next = self.clock.val();
+            self.lanes[j].psum_in.next = self.array.psum_out[j].val();
+            self.requants[j].clock.next = self.clock.val();
+            self.requants[j].in_valid.next = self.lanes[j].result_valid.val();
+            self.requants[j].in_value.next = self.lanes[j].result.val();
+            self.requants[j].in_addr.next = self.lanes[j].result_addr.val();
+            self.requants[j].mult.next = self.mult.val();
+            self.requants[j].shift.next = self.shift.val();
+            self.requants[j].relu.next = self.relu.val();
+            self.result_rams[j].clock.next = self.clock.val();
+            self.result_rams[j].read_address.next = self.host_rd_addr.val();
+            self.result_rams[j].write_address.next = self.requants[j].out_addr.val();
+            self.result_rams[j].write_data.next = self.requants[j].out_raw.val();
+            self.result_rams[j].write_enable.next =
+                self.requants[j].out_valid.val() & !self.int8_out.val();
+        }
+        for j in 1..self._cols {
+            self.lanes[j].tok_valid_in.next = self.lanes[j - 1].tok_valid_out.val();
+            self.lanes[j].tok_first_in.next = self.lanes[j - 1].tok_first_out.val();
+            self.lanes[j].tok_last_in.next = self.lanes[j - 1].tok_last_out.val();
+            self.lanes[j].tok_row_in.next = self.lanes[j - 1].tok_row_out.val();
+            self.lanes[j].tok_out_in.next = self.lanes[j - 1].tok_out_out.val();
+        }
+        // int8 results go to the activation bank of the same index (square arrays only).
+        for j in 0..self._square {
+            if self.ctrl.busy.val() {
+                self.act_banks[j].write_address.next = self.requants[j].out_addr.val();
+                self.act_banks[j].write_data.next = self.requants[j].out_byte.val();
+                self.act_banks[j].write_enable.next =
+                    self.requants[j].out_valid.val() & self.int8_out.val();
+            }
+        }
+        // Host read byte (calls cannot take loop-indexed arguments, hence the locals).
+        self.rd_code0.next = bits::<2>(0);
+        self.rd_code1.next = bits::<2>(0);
+        self.rd_code2.next = bits::<2>(0);
+        self.rd_code3.next = bits::<2>(0);
+        for b in 0..self._weight_bytes {
+            if self.host_rd_sel.val().get_bit(b) {
+                self.rd_code0.next = self.weight_rams[b * 4].read_data.val();
+                self.rd_code1.next = self.weight_rams[b * 4 + 1].read_data.val();
+                self.rd_code2.next = self.weight_rams[b * 4 + 2].read_data.val();
+                self.rd_code3.next = self.weight_rams[b * 4 + 3].read_data.val();
+            }
+        }
+        self.rd_act.next = bits::<8>(0);
+        for i in 0..self._rows {
+            if self.host_rd_sel.val().get_bit(i) {
+                self.rd_act.next = self.act_banks[i].read_data.val();
+            }
+        }
+        self.rd_result.next = bits::<32>(0);
+        for j in 0..self._cols {
+            if self.host_rd_sel.val().get_bit(j) {
+                self.rd_result.next = self.result_rams[j].read_data.val();
+            }
+        }
+        self.rd_word.next = self.rd_result.val();
+        if self.host_rd_mem.val() == self.k_mem_weights.val() {
+            self.rd_word.next = bit_cast::<32, 2>(self.rd_code0.val())
+                | (bit_cast::<32, 2>(self.rd_code1.val()) << 2)
+                | (bit_cast::<32, 2>(self.rd_code2.val()) << 4)
+                | (bit_cast::<32, 2>(self.rd_code3.val()) << 6);
+        }
+        if self.host_rd_mem.val() == self.k_mem_acts.val() {
+            self.rd_word.next = bit_cast::<32, 8>(self.rd_act.val());
+        }
+        self.host_rd_byte.next = bit_cast::<8, 32>(self.rd_word.val() >> self.host_rd_shift.val());
+    }
+}

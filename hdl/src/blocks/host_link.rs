@@ -1,0 +1,1071 @@
+//! `HostLink`: the device side of the command protocol (docs/protocol.md).
+//!
+//! One stop-and-wait state machine: it receives a frame byte by byte (tracking the CRC and an
+//! idle timeout), stages WRITE data into the core's lanes and commits whole words, checks the
+//! finished frame, executes it, and sends the reply with its own CRC. Every protocol number
+//! comes from [`crate::protocol`] and every size from the [`Config`].
+
+use crate::config::{Config, PSUM_BITS};
+use crate::protocol::{self, Opcode, Status};
+use rust_hdl::prelude::*;
+
+/// Link state.
+#[derive(Copy, Clone, PartialEq, Debug, LogicState)]
+pub enum LinkState {
+    /// Discarding bytes until a request sync byte.
+    WaitSync,
+    /// Expecting the opcode.
+    Opcode,
+    /// Expecting the low length byte.
+    LenLo,
+    /// Expecting the high length byte.
+    LenHi,
+    /// Receiving the payload.
+    Payload,
+    /// Expecting the low CRC byte.
+    CrcLo,
+    /// Expecting the high CRC byte.
+    CrcHi,
+    /// Computing the products the checks need.
+    Check,
+    /// Deciding the status and carrying out the command.
+    Decide,
+    /// Starting the core.
+    RunStart,
+    /// Waiting for the core to finish.
+    RunWait,
+    /// Sending the reply sync byte.
+    TxSync,
+    /// Sending the status.
+    TxStatus,
+    /// Sending the low length byte.
+    TxLenLo,
+    /// Sending the high length byte.
+    TxLenHi,
+    /// Waiting one cycle for memory read data.
+    TxFetch,
+    /// Sending payload bytes.
+    TxPayload,
+    /// Sending the low CRC byte.
+    TxCrcLo,
+    /// Sending the high CRC byte.
+    TxCrcHi,
+}
+
+/// The protocol engine.
+#[derive(LogicBlock)]
+pub struct HostLink {
+    /// Clock.
+    pub clock: Signal<In, Clock>,
+    /// Abandon any frame or run and forget the configured layer.
+    pub reset: Signal<In, bool>,
+    /// Host byte in.
+    pub in_data: Signal<In, Bits<8>>,
+    /// `in_data` holds a byte.
+    pub in_valid: Signal<In, bool>,
+    /// The link takes `in_data` this cycle when `in_valid`.
+    pub in_ready: Signal<Out, bool>,
+    /// Reply byte out.
+    pub out_data: Signal<Out, Bits<8>>,
+    /// `out_data` holds a byte.
+    pub out_valid: Signal<Out, bool>,
+    /// The host takes `out_data` this cycle when `out_valid`.
+    pub out_ready: Signal<In, bool>,
+    /// To the core: start the configured layer.
+    pub start: Signal<Out, bool>,
+    /// To the core: layer rows.
+    pub m: Signal<Out, Bits<16>>,
+    /// To the core: K-tiles.
+    pub k_tiles: Signal<Out, Bits<16>>,
+    /// To the core: N-tiles.
+    pub n_tiles: Signal<Out, Bits<16>>,
+    /// To the core: first activation word.
+    pub act_base: Signal<Out, Bits<16>>,
+    /// To the core: first weight word.
+    pub wt_base: Signal<Out, Bits<16>>,
+    /// To the core: first output word.
+    pub out_base: Signal<Out, Bits<16>>,
+    /// To the core: requantization multiplier.
+    pub mult: Signal<Out, Bits<16>>,
+    /// To the core: requantization shift.
+    pub shift: Signal<Out, Bits<5>>,
+    /// To the core: int8 output.
+    pub int8_out: Signal<Out, bool>,
+    /// To the core: ReLU.
+    pub relu: Signal<Out, bool>,
+    /// From the core: a run is in progress.
+    pub busy: Signal<In, bool>,
+    /// From the core: last cycle of the run.
+    pub done: Signal<In, bool>,
+    /// From the core: cycles of the run.
+    pub run_cycles: Signal<In, Bits<32>>,
+    /// To the core: read address.
+    pub host_rd_addr: Signal<Out, Bits<16>>,
+    /// To the core: memory read.
+    pub host_rd_mem: Signal<Out, Bits<2>>,
+    /// To the core: one-hot read byte/lane select.
+    pub host_rd_sel: Signal<Out, Bits<32>>,
+    /// To the core: byte offset within a result lane.
+    pub host_rd_shift: Signal<Out, Bits<5>>,
+    /// From the core: the byte read.
+    pub host_rd_byte: Signal<In, Bits<8>>,
+    /// To the core: stage a write byte.
+    pub host_stage: Signal<Out, bool>,
+    /// To the core: commit the staged word.
+    pub host_commit: Signal<Out, bool>,
+    /// To the core: writes go to activation memory.
+    pub host_wr_acts: Signal<Out, bool>,
+    /// To the core: write address.
+    pub host_wr_addr: Signal<Out, Bits<16>>,
+    /// To the core: write byte.
+    pub host_wr_byte: Signal<Out, Bits<8>>,
+    /// To the core: one-hot write byte select.
+    pub host_wr_sel: Signal<Out, Bits<32>>,
+    // Protocol numbers (hdl_gen cannot name Rust constants, so they become Verilog localparams).
+    k_status_ok: Constant<Bits<8>>,
+    k_status_bad_crc: Constant<Bits<8>>,
+    k_status_unknown: Constant<Bits<8>>,
+    k_status_bad_length: Constant<Bits<8>>,
+    k_status_out_of_range: Constant<Bits<8>>,
+    k_status_bad_value: Constant<Bits<8>>,
+    k_status_truncated: Constant<Bits<8>>,
+    k_status_not_configured: Constant<Bits<8>>,
+    k_op_info: Constant<Bits<8>>,
+    k_op_reset: Constant<Bits<8>>,
+    k_op_status: Constant<Bits<8>>,
+    k_op_write: Constant<Bits<8>>,
+    k_op_read: Constant<Bits<8>>,
+    k_op_configure: Constant<Bits<8>>,
+    k_op_run: Constant<Bits<8>>,
+    k_request_sync: Constant<Bits<8>>,
+    k_reply_sync: Constant<Bits<8>>,
+    k_info_len: Constant<Bits<16>>,
+    k_status_len: Constant<Bits<16>>,
+    k_configure_len: Constant<Bits<16>>,
+    k_run_reply_len: Constant<Bits<16>>,
+    k_read_len: Constant<Bits<16>>,
+    k_write_header_len: Constant<Bits<16>>,
+    k_max_shift: Constant<Bits<8>>,
+    k_crc_init: Constant<Bits<16>>,
+    k_crc_poly: Constant<Bits<16>>,
+    // Constants from the configuration.
+    info0: Constant<Bits<32>>,
+    weight_depth: Constant<Bits<32>>,
+    act_depth: Constant<Bits<32>>,
+    result_depth: Constant<Bits<32>>,
+    max_m: Constant<Bits<32>>,
+    clock_hz: Constant<Bits<32>>,
+    frame_timeout: Constant<Bits<32>>,
+    weight_tiles: Constant<Bits<32>>,
+    row_shift: Constant<Bits<5>>,
+    w_word_shift: Constant<Bits<5>>,
+    a_word_shift: Constant<Bits<5>>,
+    r_word_shift: Constant<Bits<5>>,
+    w_last_sel: Constant<Bits<32>>,
+    w_word_mask: Constant<Bits<32>>,
+    a_word_mask: Constant<Bits<32>>,
+    a_last_sel: Constant<Bits<32>>,
+    r_last_sel: Constant<Bits<32>>,
+    square: Constant<bool>,
+    // Frame.
+    state: DFF<LinkState>,
+    opcode: DFF<Bits<8>>,
+    len: DFF<Bits<16>>,
+    count: DFF<Bits<16>>,
+    crc: DFF<Bits<16>>,
+    crc_rx: DFF<Bits<16>>,
+    idle: DFF<Bits<32>>,
+    status: DFF<Bits<8>>,
+    reply_len: DFF<Bits<16>>,
+    // WRITE.
+    w_mem: DFF<Bits<8>>,
+    w_addr: DFF<Bits<16>>,
+    w_ok: DFF<bool>,
+    w_err: DFF<Bits<8>>,
+    w_bad: DFF<bool>,
+    w_word_bad: DFF<bool>,
+    w_sel: DFF<Bits<32>>,
+    w_pend: DFF<bool>,
+    w_pend_good: DFF<bool>,
+    // READ.
+    r_mem: DFF<Bits<8>>,
+    r_addr: DFF<Bits<16>>,
+    r_count: DFF<Bits<16>>,
+    r_bytes: DFF<Bits<32>>,
+    r_sel: DFF<Bits<32>>,
+    r_shift: DFF<Bits<5>>,
+    // CONFIGURE: pending fields, products for the checks, and the active layer.
+    p_m: DFF<Bits<16>>,
+    p_kt: DFF<Bits<16>>,
+    p_nt: DFF<Bits<16>>,
+    p_act: DFF<Bits<16>>,
+    p_wt: DFF<Bits<16>>,
+    p_out: DFF<Bits<16>>,
+    p_mult: DFF<Bits<16>>,
+    p_shift: DFF<Bits<8>>,
+    p_flags: DFF<Bits<8>>,
+    prod_mk: DFF<Bits<32>>,
+    prod_nk: DFF<Bits<32>>,
+    prod_mn: DFF<Bits<32>>,
+    c_m: DFF<Bits<16>>,
+    c_kt: DFF<Bits<16>>,
+    c_nt: DFF<Bits<16>>,
+    c_act: DFF<Bits<16>>,
+    c_wt: DFF<Bits<16>>,
+    c_out: DFF<Bits<16>>,
+    c_mult: DFF<Bits<16>>,
+    c_shift: DFF<Bits<8>>,
+    c_flags: DFF<Bits<8>>,
+    configured: DFF<bool>,
+    // Counters and reply words.
+    counter: DFF<Bits<32>>,
+    snapshot: DFF<Bits<32>>,
+    last_run: DFF<Bits<32>>,
+    tx_idx: DFF<Bits<16>>,
+    tx_word: DFF<Bits<4>>,
+    tx_shift: DFF<Bits<5>>,
+    // Combinational helpers.
+    rx: Signal<Local, bool>,
+    tx: Signal<Local, bool>,
+    crc_in: Signal<Local, Bits<8>>,
+    crc_next: Signal<Local, Bits<16>>,
+    full_len: Signal<Local, Bits<16>>,
+    hdr_addr: Signal<Local, Bits<32>>,
+    data_len: Signal<Local, Bits<32>>,
+    byte_bad: Signal<Local, bool>,
+    word_end: Signal<Local, bool>,
+    cfg_bad: Signal<Local, bool>,
+    read_bad: Signal<Local, bool>,
+    word: Signal<Local, Bits<32>>,
+    r_depth: Signal<Local, Bits<32>>,
+    r_end: Signal<Local, bool>,
+}
+
+fn log2(x: usize) -> u64 {
+    x.trailing_zeros() as u64
+}
+
+fn k32(x: u64) -> Constant<Bits<32>> {
+    Constant::new(x.into())
+}
+
+fn k5(x: u64) -> Constant<Bits<5>> {
+    Constant::new(x.into())
+}
+
+impl HostLink {
+    /// The link for `cfg`.
+    pub fn new(cfg: &Config) -> Self {
+        cfg.validate().expect("invalid configuration");
+        let info0 = protocol::PROTOCOL_VERSION as u64
+            | (cfg.rows as u64) << 8
+            | (cfg.cols as u64) << 16
+            | (PSUM_BITS as u64) << 24;
+        Self {
+            clock: Default::default(),
+            reset: Default::default(),
+            in_data: Default::default(),
+            in_valid: Default::default(),
+            in_ready: Default::default(),
+            out_data: Default::default(),
+            out_valid: Default::default(),
+            out_ready: Default::default(),
+            start: Default::default(),
+            m: Default::default(),
+            k_tiles: Default::default(),
+            n_tiles: Default::default(),
+            act_base: Default::default(),
+            wt_base: Default::default(),
+            out_base: Default::default(),
+            mult: Default::default(),
+            shift: Default::default(),
+            int8_out: Default::default(),
+            relu: Default::default(),
+            busy: Default::default(),
+            done: Default::default(),
+            run_cycles: Default::default(),
+            host_rd_addr: Default::default(),
+            host_rd_mem: Default::default(),
+            host_rd_sel: Default::default(),
+            host_rd_shift: Default::default(),
+            host_rd_byte: Default::default(),
+            host_stage: Default::default(),
+            host_commit: Default::default(),
+            host_wr_acts: Default::default(),
+            host_wr_addr: Default::default(),
+            host_wr_byte: Default::default(),
+            host_wr_sel: Default::default(),
+            k_status_ok: Constant::new((Status::Ok as u64).into()),
+            k_status_bad_crc: Constant::new((Status::BadCrc as u64).into()),
+            k_status_unknown: Constant::new((Status::UnknownOpcode as u64).into()),
+            k_status_bad_length: Constant::new((Status::BadLength as u64).into()),
+            k_status_out_of_range: Constant::new((Status::OutOfRange as u64).into()),
+            k_status_bad_value: Constant::new((Status::BadValue as u64).into()),
+            k_status_truncated: Constant::new((Status::Truncated as u64).into()),
+            k_status_not_configured: Constant::new((Status::NotConfigured as u64).into()),
+            k_op_info: Constant::new((Opcode::Info as u64).into()),
+            k_op_reset: Constant::new((Opcode::Reset as u64).into()),
+            k_op_status: Constant::new((Opcode::Status as u64).into()),
+            k_op_write: Constant::new((Opcode::Write as u64).into()),
+            k_op_read: Constant::new((Opcode::Read as u64).into()),
+            k_op_configure: Constant::new((Opcode::Configure as u64).into()),
+            k_op_run: Constant::new((Opcode::Run as u64).into()),
+            k_request_sync: Constant::new((protocol::REQUEST_SYNC as u64).into()),
+            k_reply_sync: Constant::new((protocol::REPLY_SYNC as u64).into()),
+            k_info_len: Constant::new((protocol::INFO_LEN as u64).into()),
+            k_status_len: Constant::new((protocol::STATUS_LEN as u64).into()),
+            k_configure_len: Constant::new((protocol::CONFIGURE_LEN as u64).into()),
+            k_run_reply_len: Constant::new((protocol::RUN_REPLY_LEN as u64).into()),
+            k_read_len: Constant::new((protocol::READ_LEN as u64).into()),
+            k_write_header_len: Constant::new((protocol::WRITE_HEADER_LEN as u64).into()),
+            k_max_shift: Constant::new((protocol::MAX_SHIFT as u64).into()),
+            k_crc_init: Constant::new((protocol::CRC_INIT as u64).into()),
+            k_crc_poly: Constant::new((protocol::CRC_POLY as u64).into()),
+            info0: k32(info0),
+            weight_depth: k32(cfg.weight_depth as u64),
+            act_depth: k32(cfg.act_depth as u64),
+            result_depth: k32(cfg.result_depth as u64),
+            max_m: k32(cfg.max_m as u64),
+            clock_hz: k32(cfg.clock_hz as u64),
+            frame_timeout: k32(cfg.frame_timeout_cycles as u64),
+            weight_tiles: k32((cfg.weight_depth / cfg.rows) as u64),
+            row_shift: k5(log2(cfg.rows)),
+            w_word_shift: k5(log2(cfg.weight_word_bytes())),
+            a_word_shift: k5(log2(cfg.act_word_bytes())),
+            r_word_shift: k5(log2(cfg.result_word_bytes())),
+            w_last_sel: k32(1 << (cfg.weight_word_bytes() - 1)),
+            w_word_mask: k32(cfg.weight_word_bytes() as u64 - 1),
+            a_word_mask: k32(cfg.act_word_bytes() as u64 - 1),
+            a_last_sel: k32(1 << (cfg.act_word_bytes() - 1)),
+            r_last_sel: k32(1 << (cfg.cols - 1)),
+            square: Constant::new(cfg.rows == cfg.cols),
+            state: Default::default(),
+            opcode: Default::default(),
+            len: Default::default(),
+            count: Default::default(),
+            crc: Default::default(),
+            crc_rx: Default::default(),
+            idle: Default::default(),
+            status: Default::default(),
+            reply_len: Default::default(),
+            w_mem: Default::default(),
+            w_addr: Default::default(),
+            w_ok: Default::default(),
+            w_err: Default::default(),
+            w_bad: Default::default(),
+            w_word_bad: Default::default(),
+            w_sel: Default::default(),
+            w_pend: Default::default(),
+            w_pend_good: Default::default(),
+            r_mem: Default::default(),
+            r_addr: Default::default(),
+            r_count: Default::default(),
+            r_bytes: Default::default(),
+            r_sel: Default::default(),
+            r_shift: Default::default(),
+            p_m: Default::default(),
+            p_kt: Default::default(),
+            p_nt: Default::default(),
+            p_act: Default::default(),
+            p_wt: Default::default(),
+            p_out: Default::default(),
+            p_mult: Default::default(),
+            p_shift: Default::default(),
+            p_flags: Default::default(),
+            prod_mk: Default::default(),
+            prod_nk: Default::default(),
+            prod_mn: Default::default(),
+            c_m: Default::default(),
+            c_kt: Default::default(),
+            c_nt: Default::default(),
+            c_act: Default::default(),
+            c_wt: Default::default(),
+            c_out: Default::default(),
+            c_mult: Default::default(),
+            c_shift: Default::default(),
+            c_flags: Default::default(),
+            configured: Default::default(),
+            counter: Default::default(),
+            snapshot: Default::default(),
+            last_run: Default::default(),
+            tx_idx: Default::default(),
+            tx_word: Default::default(),
+            tx_shift: Default::default(),
+            rx: Default::default(),
+            tx: Default::default(),
+            crc_in: Default::default(),
+            crc_next: Default::default(),
+            full_len: Default::default(),
+            hdr_addr: Default::default(),
+            data_len: Default::default(),
+            byte_bad: Default::default(),
+            word_end: Default::default(),
+            cfg_bad: Default::default(),
+            read_bad: Default::default(),
+            word: Default::default(),
+            r_depth: Default::default(),
+            r_end: Default::default(),
+        }
+    }
+}
+
+impl Logic for HostLink {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self,
+            clock,
+            state,
+            opcode,
+            len,
+            count,
+            crc,
+            crc_rx,
+            idle,
+            status,
+            reply_len,
+            w_mem,
+            w_addr,
+            w_ok,
+            w_err,
+            w_bad,
+            w_word_bad,
+            w_sel,
+            w_pend,
+            w_pend_good,
+            r_mem,
+            r_addr,
+            r_count,
+            r_bytes,
+            r_sel,
+            r_shift,
+            p_m,
+            p_kt,
+            p_nt,
+            p_act,
+            p_wt,
+            p_out,
+            p_mult,
+            p_shift,
+            p_flags,
+            prod_mk,
+            prod_nk,
+            prod_mn,
+            c_m,
+            c_kt,
+            c_nt,
+            c_act,
+            c_wt,
+            c_out,
+            c_mult,
+            c_shift,
+            c_flags,
+            configured,
+            counter,
+            snapshot,
+            last_run,
+            tx_idx,
+            tx_word,
+            tx_shift
+        );
+        self.counter.d.next = self.counter.q.val() + 1;
+        // The configured layer, to the core.
+        self.m.next = self.c_m.q.val();
+        self.k_tiles.next = self.c_kt.q.val();
+        self.n_tiles.next = self.c_nt.q.val();
+        self.act_base.next = self.c_act.q.val();
+        self.wt_base.next = self.c_wt.q.val();
+        self.out_base.next = self.c_out.q.val();
+        self.mult.next = self.c_mult.q.val();
+        self.shift.next = bit_cast::<5, 8>(self.c_shift.q.val());
+        self.int8_out.next = self.c_flags.q.val().get_bit(0);
+        self.relu.next = self.c_flags.q.val().get_bit(1);
+        // Memory access, to the core.
+        self.start.next = false;
+        self.host_stage.next = false;
+        self.host_commit.next = false;
+        self.host_wr_acts.next = self.w_mem.q.val() == 1;
+        self.host_wr_addr.next = self.w_addr.q.val();
+        self.host_wr_byte.next = self.in_data.val();
+        self.host_wr_sel.next = self.w_sel.q.val();
+        self.host_rd_addr.next = self.r_addr.q.val();
+        self.host_rd_mem.next = bit_cast::<2, 8>(self.r_mem.q.val());
+        self.host_rd_sel.next = self.r_sel.q.val();
+        self.host_rd_shift.next = self.r_shift.q.val();
+
+        // Reply words (INFO, STATUS, RUN), sent little-endian.
+        self.word.next = bits::<32>(0);
+        if self.opcode.q.val() == self.k_op_info.val() {
+            if self.tx_word.q.val() == 0 {
+                self.word.next = self.info0.val();
+            }
+            if self.tx_word.q.val() == 1 {
+                self.word.next = self.weight_depth.val();
+            }
+            if self.tx_word.q.val() == 2 {
+                self.word.next = self.act_depth.val();
+            }
+            if self.tx_word.q.val() == 3 {
+                self.word.next = self.result_depth.val();
+            }
+            if self.tx_word.q.val() == 4 {
+                self.word.next = self.max_m.val();
+            }
+            if self.tx_word.q.val() == 5 {
+                self.word.next = self.clock_hz.val();
+            }
+            if self.tx_word.q.val() == 6 {
+                self.word.next = self.frame_timeout.val();
+            }
+        }
+        if self.opcode.q.val() == self.k_op_status.val() {
+            if (self.tx_word.q.val() == 0) & self.configured.q.val() {
+                self.word.next = bits::<32>(1);
+            }
+            if self.tx_word.q.val() == 1 {
+                self.word.next = self.snapshot.q.val();
+            }
+            if self.tx_word.q.val() == 2 {
+                self.word.next = self.last_run.q.val();
+            }
+        }
+        if self.opcode.q.val() == self.k_op_run.val() {
+            self.word.next = self.last_run.q.val();
+        }
+
+        // Outputs of the current state.
+        self.in_ready.next = false;
+        self.out_valid.next = false;
+        self.out_data.next = bits::<8>(0);
+        match self.state.q.val() {
+            LinkState::WaitSync => {
+                self.in_ready.next = true;
+            }
+            LinkState::Opcode => {
+                self.in_ready.next = true;
+            }
+            LinkState::LenLo => {
+                self.in_ready.next = true;
+            }
+            LinkState::LenHi => {
+                self.in_ready.next = true;
+            }
+            LinkState::Payload => {
+                self.in_ready.next = true;
+            }
+            LinkState::CrcLo => {
+                self.in_ready.next = true;
+            }
+            LinkState::CrcHi => {
+                self.in_ready.next = true;
+            }
+            LinkState::TxSync => {
+                self.out_valid.next = true;
+                self.out_data.next = self.k_reply_sync.val();
+            }
+            LinkState::TxStatus => {
+                self.out_valid.next = true;
+                self.out_data.next = self.status.q.val();
+            }
+            LinkState::TxLenLo => {
+                self.out_valid.next = true;
+                self.out_data.next = bit_cast::<8, 16>(self.reply_len.q.val());
+            }
+            LinkState::TxLenHi => {
+                self.out_valid.next = true;
+                self.out_data.next = bit_cast::<8, 16>(self.reply_len.q.val() >> 8);
+            }
+            LinkState::TxPayload => {
+                self.out_valid.next = true;
+                self.out_data.next = bit_cast::<8, 32>(self.word.val() >> self.tx_shift.q.val());
+                if self.opcode.q.val() == self.k_op_read.val() {
+                    self.out_data.next = self.host_rd_byte.val();
+                }
+            }
+            LinkState::TxCrcLo => {
+                self.out_valid.next = true;
+                self.out_data.next = bit_cast::<8, 16>(self.crc.q.val());
+            }
+            LinkState::TxCrcHi => {
+                self.out_valid.next = true;
+                self.out_data.next = bit_cast::<8, 16>(self.crc.q.val() >> 8);
+            }
+            _ => {}
+        }
+        self.rx.next = self.in_valid.val() & self.in_ready.val();
+        self.tx.next = self.out_valid.val() & self.out_ready.val();
+
+        // CRC-16/CCITT-FALSE of the byte crossing the link this cycle.
+        self.crc_in.next = self.in_data.val();
+        if self.out_valid.val() {
+            self.crc_in.next = self.out_data.val();
+        }
+        self.crc_next.next = self.crc.q.val() ^ (bit_cast::<16, 8>(self.crc_in.val()) << 8);
+        for _bit in 0..8 {
+            if self.crc_next.val().get_bit(15) {
+                self.crc_next.next = (self.crc_next.val() << 1) ^ self.k_crc_poly.val();
+            } else {
+                self.crc_next.next = self.crc_next.val() << 1;
+            }
+        }
+
+        // Checks, combinational.
+        self.full_len.next = self.len.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
+        self.hdr_addr.next =
+            bit_cast::<32, 16>(self.w_addr.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8));
+        self.data_len.next = bit_cast::<32, 16>(self.len.q.val())
+            - bit_cast::<32, 16>(self.k_write_header_len.val());
+        self.byte_bad.next = (self.w_mem.q.val() == 0)
+            & ((self.in_data.val().get_bit(1) & !self.in_data.val().get_bit(0))
+                | (self.in_data.val().get_bit(3) & !self.in_data.val().get_bit(2))
+                | (self.in_data.val().get_bit(5) & !self.in_data.val().get_bit(4))
+                | (self.in_data.val().get_bit(7) & !self.in_data.val().get_bit(6)));
+        self.word_end.next = ((self.w_mem.q.val() == 0)
+            & (self.w_sel.q.val() == self.w_last_sel.val()))
+            | ((self.w_mem.q.val() == 1) & (self.w_sel.q.val() == self.a_last_sel.val()));
+        self.r_depth.next = self.result_depth.val();
+        if self.r_mem.q.val() == 0 {
+            self.r_depth.next = self.weight_depth.val();
+        }
+        if self.r_mem.q.val() == 1 {
+            self.r_depth.next = self.act_depth.val();
+        }
+        self.read_bad.next = (self.r_mem.q.val() > 2)
+            | (bit_cast::<32, 16>(self.r_addr.q.val()) + bit_cast::<32, 16>(self.r_count.q.val())
+                > self.r_depth.val())
+            | (self.r_bytes.q.val() > 0xFFFF);
+        self.r_end.next = ((self.r_mem.q.val() == 0)
+            & (self.r_sel.q.val() == self.w_last_sel.val()))
+            | ((self.r_mem.q.val() == 1) & (self.r_sel.q.val() == self.a_last_sel.val()))
+            | ((self.r_mem.q.val() == 2)
+                & (self.r_sel.q.val() == self.r_last_sel.val())
+                & (self.r_shift.q.val() == 24));
+        self.cfg_bad.next = (self.p_m.q.val() == 0)
+            | (bit_cast::<32, 16>(self.p_m.q.val()) > self.max_m.val())
+            | (self.p_kt.q.val() == 0)
+            | (self.p_nt.q.val() == 0)
+            | (bit_cast::<32, 16>(self.p_act.q.val()) + self.prod_mk.q.val()
+                > self.act_depth.val())
+            | (self.prod_nk.q.val() > self.weight_tiles.val())
+            | (bit_cast::<32, 16>(self.p_wt.q.val())
+                + (self.prod_nk.q.val() << self.row_shift.val())
+                > self.weight_depth.val())
+            | (self.p_shift.q.val() > self.k_max_shift.val())
+            | ((self.p_flags.q.val() & 0xFC) != 0)
+            | (self.p_flags.q.val().get_bit(1) & !self.p_flags.q.val().get_bit(0))
+            | (self.p_flags.q.val().get_bit(0) & !self.square.val());
+        if self.p_flags.q.val().get_bit(0) {
+            if (bit_cast::<32, 16>(self.p_out.q.val()) + self.prod_mn.q.val()
+                > self.act_depth.val())
+                | ((bit_cast::<32, 16>(self.p_out.q.val())
+                    < bit_cast::<32, 16>(self.p_act.q.val()) + self.prod_mk.q.val())
+                    & (bit_cast::<32, 16>(self.p_act.q.val())
+                        < bit_cast::<32, 16>(self.p_out.q.val()) + self.prod_mn.q.val()))
+            {
+                self.cfg_bad.next = true;
+            }
+        } else if bit_cast::<32, 16>(self.p_out.q.val()) + self.prod_mn.q.val()
+            > self.result_depth.val()
+        {
+            self.cfg_bad.next = true;
+        }
+
+        // A WRITE word completed last cycle: store it (unless it held code 0b10), move on.
+        if self.w_pend.q.val() {
+            self.host_commit.next = self.w_pend_good.q.val();
+            self.w_addr.d.next = self.w_addr.q.val() + 1;
+            self.w_pend.d.next = false;
+        }
+
+        match self.state.q.val() {
+            LinkState::WaitSync => {
+                if self.rx.val() & (self.in_data.val() == self.k_request_sync.val()) {
+                    self.state.d.next = LinkState::Opcode;
+                    self.crc.d.next = self.k_crc_init.val();
+                    self.idle.d.next = 0.into();
+                }
+            }
+            LinkState::Opcode => {
+                if self.rx.val() {
+                    self.opcode.d.next = self.in_data.val();
+                    self.crc.d.next = self.crc_next.val();
+                    self.state.d.next = LinkState::LenLo;
+                }
+            }
+            LinkState::LenLo => {
+                if self.rx.val() {
+                    self.len.d.next = bit_cast::<16, 8>(self.in_data.val());
+                    self.crc.d.next = self.crc_next.val();
+                    self.state.d.next = LinkState::LenHi;
+                }
+            }
+            LinkState::LenHi => {
+                if self.rx.val() {
+                    self.len.d.next = self.full_len.val();
+                    self.crc.d.next = self.crc_next.val();
+                    self.count.d.next = 0.into();
+                    self.w_ok.d.next = false;
+                    self.w_err.d.next = self.k_status_ok.val();
+                    self.w_bad.d.next = false;
+                    self.w_word_bad.d.next = false;
+                    self.w_sel.d.next = 1.into();
+                    self.state.d.next = LinkState::Payload;
+                    if self.full_len.val() == 0 {
+                        self.state.d.next = LinkState::CrcLo;
+                    }
+                }
+            }
+            LinkState::Payload => {
+                if self.rx.val() {
+                    self.crc.d.next = self.crc_next.val();
+                    self.count.d.next = self.count.q.val() + 1;
+                    if self.count.q.val() + 1 == self.len.q.val() {
+                        self.state.d.next = LinkState::CrcLo;
+                    }
+                    if self.opcode.q.val() == self.k_op_write.val() {
+                        if self.count.q.val() == 0 {
+                            self.w_mem.d.next = self.in_data.val();
+                        }
+                        if self.count.q.val() == 1 {
+                            self.w_addr.d.next = bit_cast::<16, 8>(self.in_data.val());
+                        }
+                        if self.count.q.val() == 2 {
+                            self.w_addr.d.next = bit_cast::<16, 32>(self.hdr_addr.val());
+                            if self.w_mem.q.val() == 0 {
+                                if (self.data_len.val() & self.w_word_mask.val()) != 0 {
+                                    self.w_err.d.next = self.k_status_bad_length.val();
+                                } else if self.hdr_addr.val()
+                                    + (self.data_len.val() >> self.w_word_shift.val())
+                                    > self.weight_depth.val()
+                                {
+                                    self.w_err.d.next = self.k_status_out_of_range.val();
+                                } else {
+                                    self.w_ok.d.next = true;
+                                }
+                            } else if self.w_mem.q.val() == 1 {
+                                if (self.data_len.val() & self.a_word_mask.val()) != 0 {
+                                    self.w_err.d.next = self.k_status_bad_length.val();
+                                } else if self.hdr_addr.val()
+                                    + (self.data_len.val() >> self.a_word_shift.val())
+                                    > self.act_depth.val()
+                                {
+                                    self.w_err.d.next = self.k_status_out_of_range.val();
+                                } else {
+                                    self.w_ok.d.next = true;
+                                }
+                            } else {
+                                self.w_err.d.next = self.k_status_out_of_range.val();
+                            }
+                        }
+                        if (self.count.q.val() > 2) & self.w_ok.q.val() {
+                            self.host_stage.next = true;
+                            self.w_word_bad.d.next = self.w_word_bad.q.val() | self.byte_bad.val();
+                            self.w_sel.d.next = self.w_sel.q.val() << 1;
+                            if self.word_end.val() {
+                                self.w_pend.d.next = true;
+                                self.w_pend_good.d.next =
+                                    !(self.w_word_bad.q.val() | self.byte_bad.val());
+                                self.w_bad.d.next = self.w_bad.q.val()
+                                    | self.w_word_bad.q.val()
+                                    | self.byte_bad.val();
+                                self.w_word_bad.d.next = false;
+                                self.w_sel.d.next = 1.into();
+                            }
+                        }
+                    }
+                    if self.opcode.q.val() == self.k_op_read.val() {
+                        if self.count.q.val() == 0 {
+                            self.r_mem.d.next = self.in_data.val();
+                        }
+                        if self.count.q.val() == 1 {
+                            self.r_addr.d.next = bit_cast::<16, 8>(self.in_data.val());
+                        }
+                        if self.count.q.val() == 2 {
+                            self.r_addr.d.next =
+                                self.r_addr.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
+                        }
+                        if self.count.q.val() == 3 {
+                            self.r_count.d.next = bit_cast::<16, 8>(self.in_data.val());
+                        }
+                        if self.count.q.val() == 4 {
+                            self.r_count.d.next =
+                                self.r_count.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
+                        }
+                    }
+                    if self.opcode.q.val() == self.k_op_configure.val() {
+                        if self.count.q.val() == 0 {
+                            self.p_m.d.next = bit_cast::<16, 8>(self.in_data.val());
+                        }
+                        if self.count.q.val() == 1 {
+                            self.p_m.d.next =
+                                self.p_m.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
+                        }
+                        if self.count.q.val() == 2 {
+                            self.p_kt.d.next = bit_cast::<16, 8>(self.in_data.val());
+                        }
+                        if self.count.q.val() == 3 {
+                            self.p_kt.d.next =
+                                self.p_kt.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
+                        }
+                        if self.count.q.val() == 4 {
+                            self.p_nt.d.next = bit_cast::<16, 8>(self.in_data.val());
+                        }
+                        if self.count.q.val() == 5 {
+                            self.p_nt.d.next =
+                                self.p_nt.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
+                        }
+                        if self.count.q.val() == 6 {
+                            self.p_act.d.next = bit_cast::<16, 8>(self.in_data.val());
+                        }
+                        if self.count.q.val() == 7 {
+                            self.p_act.d.next =
+                                self.p_act.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
+                        }
+                        if self.count.q.val() == 8 {
+                            self.p_wt.d.next = bit_cast::<16, 8>(self.in_data.val());
+                        }
+                        if self.count.q.val() == 9 {
+                            self.p_wt.d.next =
+                                self.p_wt.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
+                        }
+                        if self.count.q.val() == 10 {
+                            self.p_out.d.next = bit_cast::<16, 8>(self.in_data.val());
+                        }
+                        if self.count.q.val() == 11 {
+                            self.p_out.d.next =
+                                self.p_out.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
+                        }
+                        if self.count.q.val() == 12 {
+                            self.p_mult.d.next = bit_cast::<16, 8>(self.in_data.val());
+                        }
+                        if self.count.q.val() == 13 {
+                            self.p_mult.d.next =
+                                self.p_mult.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
+                        }
+                        if self.count.q.val() == 14 {
+                            self.p_shift.d.next = self.in_data.val();
+                        }
+                        if self.count.q.val() == 15 {
+                            self.p_flags.d.next = self.in_data.val();
+                        }
+                    }
+                }
+            }
+            LinkState::CrcLo => {
+                if self.rx.val() {
+                    self.crc_rx.d.next = bit_cast::<16, 8>(self.in_data.val());
+                    self.state.d.next = LinkState::CrcHi;
+                }
+            }
+            LinkState::CrcHi => {
+                if self.rx.val() {
+                    self.crc_rx.d.next =
+                        self.crc_rx.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
+                    self.state.d.next = LinkState::Check;
+                }
+            }
+            LinkState::Check => {
+                self.prod_mk.d.next = self.p_m.q.val() * self.p_kt.q.val();
+                self.prod_nk.d.next = self.p_nt.q.val() * self.p_kt.q.val();
+                self.prod_mn.d.next = self.p_m.q.val() * self.p_nt.q.val();
+                self.r_bytes.d.next =
+                    bit_cast::<32, 16>(self.r_count.q.val()) << self.r_word_shift.val();
+                if self.r_mem.q.val() == 0 {
+                    self.r_bytes.d.next =
+                        bit_cast::<32, 16>(self.r_count.q.val()) << self.w_word_shift.val();
+                }
+                if self.r_mem.q.val() == 1 {
+                    self.r_bytes.d.next =
+                        bit_cast::<32, 16>(self.r_count.q.val()) << self.a_word_shift.val();
+                }
+                self.state.d.next = LinkState::Decide;
+            }
+            LinkState::Decide => {
+                self.status.d.next = self.k_status_ok.val();
+                self.reply_len.d.next = 0.into();
+                self.tx_idx.d.next = 0.into();
+                self.tx_word.d.next = 0.into();
+                self.tx_shift.d.next = 0.into();
+                self.r_sel.d.next = 1.into();
+                self.r_shift.d.next = 0.into();
+                self.state.d.next = LinkState::TxSync;
+                if self.crc.q.val() != self.crc_rx.q.val() {
+                    self.status.d.next = self.k_status_bad_crc.val();
+                } else if self.opcode.q.val() == self.k_op_info.val() {
+                    if self.len.q.val() != 0 {
+                        self.status.d.next = self.k_status_bad_length.val();
+                    } else {
+                        self.reply_len.d.next = self.k_info_len.val();
+                    }
+                } else if self.opcode.q.val() == self.k_op_reset.val() {
+                    if self.len.q.val() != 0 {
+                        self.status.d.next = self.k_status_bad_length.val();
+                    } else {
+                        self.configured.d.next = false;
+                        self.last_run.d.next = 0.into();
+                    }
+                } else if self.opcode.q.val() == self.k_op_status.val() {
+                    if self.len.q.val() != 0 {
+                        self.status.d.next = self.k_status_bad_length.val();
+                    } else {
+                        self.reply_len.d.next = self.k_status_len.val();
+                        self.snapshot.d.next = self.counter.q.val();
+                    }
+                } else if self.opcode.q.val() == self.k_op_write.val() {
+                    if self.len.q.val() < self.k_write_header_len.val() {
+                        self.status.d.next = self.k_status_bad_length.val();
+                    } else if self.w_err.q.val() != self.k_status_ok.val() {
+                        self.status.d.next = self.w_err.q.val();
+                    } else if self.w_bad.q.val() {
+                        self.status.d.next = self.k_status_bad_value.val();
+                    }
+                } else if self.opcode.q.val() == self.k_op_read.val() {
+                    if self.len.q.val() != self.k_read_len.val() {
+                        self.status.d.next = self.k_status_bad_length.val();
+                    } else if self.read_bad.val() {
+                        self.status.d.next = self.k_status_out_of_range.val();
+                    } else {
+                        self.reply_len.d.next = bit_cast::<16, 32>(self.r_bytes.q.val());
+                    }
+                } else if self.opcode.q.val() == self.k_op_configure.val() {
+                    self.configured.d.next = false;
+                    if self.len.q.val() != self.k_configure_len.val() {
+                        self.status.d.next = self.k_status_bad_length.val();
+                    } else if self.cfg_bad.val() {
+                        self.status.d.next = self.k_status_out_of_range.val();
+                    } else {
+                        self.configured.d.next = true;
+                        self.c_m.d.next = self.p_m.q.val();
+                        self.c_kt.d.next = self.p_kt.q.val();
+                        self.c_nt.d.next = self.p_nt.q.val();
+                        self.c_act.d.next = self.p_act.q.val();
+                        self.c_wt.d.next = self.p_wt.q.val();
+                        self.c_out.d.next = self.p_out.q.val();
+                        self.c_mult.d.next = self.p_mult.q.val();
+                        self.c_shift.d.next = self.p_shift.q.val();
+                        self.c_flags.d.next = self.p_flags.q.val();
+                    }
+                } else if self.opcode.q.val() == self.k_op_run.val() {
+                    if self.len.q.val() != 0 {
+                        self.status.d.next = self.k_status_bad_length.val();
+                    } else if !self.configured.q.val() {
+                        self.status.d.next = self.k_status_not_configured.val();
+                    } else {
+                        self.state.d.next = LinkState::RunStart;
+                    }
+                } else {
+                    self.status.d.next = self.k_status_unknown.val();
+                }
+            }
+            LinkState::RunStart => {
+                self.start.next = true;
+                self.state.d.next = LinkState::RunWait;
+            }
+            LinkState::RunWait => {
+                if self.done.val() {
+                    self.last_run.d.next = self.run_cycles.val() + 1;
+                    self.reply_len.d.next = self.k_run_reply_len.val();
+                    self.state.d.next = LinkState::TxSync;
+                }
+            }
+            LinkState::TxSync => {
+                if self.tx.val() {
+                    self.crc.d.next = self.k_crc_init.val();
+                    self.state.d.next = LinkState::TxStatus;
+                }
+            }
+            LinkState::TxStatus => {
+                if self.tx.val() {
+                    self.crc.d.next = self.crc_next.val();
+                    self.state.d.next = LinkState::TxLenLo;
+                }
+            }
+            LinkState::TxLenLo => {
+                if self.tx.val() {
+                    self.crc.d.next = self.crc_next.val();
+                    self.state.d.next = LinkState::TxLenHi;
+                }
+            }
+            LinkState::TxLenHi => {
+                if self.tx.val() {
+                    self.crc.d.next = self.crc_next.val();
+                    self.state.d.next = LinkState::TxPayload;
+                    if self.opcode.q.val() == self.k_op_read.val() {
+                        self.state.d.next = LinkState::TxFetch;
+                    }
+                    if self.reply_len.q.val() == 0 {
+                        self.state.d.next = LinkState::TxCrcLo;
+                    }
+                }
+            }
+            LinkState::TxFetch => {
+                self.state.d.next = LinkState::TxPayload;
+            }
+            LinkState::TxPayload => {
+                if self.tx.val() {
+                    self.crc.d.next = self.crc_next.val();
+                    self.tx_idx.d.next = self.tx_idx.q.val() + 1;
+                    if self.opcode.q.val() == self.k_op_read.val() {
+                        if self.r_mem.q.val() == 2 {
+                            self.r_shift.d.next = self.r_shift.q.val() + 8;
+                            if self.r_shift.q.val() == 24 {
+                                self.r_sel.d.next = self.r_sel.q.val() << 1;
+                            }
+                        } else {
+                            self.r_sel.d.next = self.r_sel.q.val() << 1;
+                        }
+                        if self.r_end.val() {
+                            self.r_sel.d.next = 1.into();
+                            self.r_shift.d.next = 0.into();
+                            self.r_addr.d.next = self.r_addr.q.val() + 1;
+                            self.state.d.next = LinkState::TxFetch;
+                        }
+                    } else {
+                        self.tx_shift.d.next = self.tx_shift.q.val() + 8;
+                        if self.tx_shift.q.val() == 24 {
+                            self.tx_word.d.next = self.tx_word.q.val() + 1;
+                        }
+                    }
+                    if self.tx_idx.q.val() + 1 == self.reply_len.q.val() {
+                        self.state.d.next = LinkState::TxCrcLo;
+                    }
+                }
+            }
+            LinkState::TxCrcLo => {
+                if self.tx.val() {
+                    self.state.d.next = LinkState::TxCrcHi;
+                }
+            }
+            LinkState::TxCrcHi => {
+                if self.tx.val() {
+                    self.state.d.next = LinkState::WaitSync;
+                }
+            }
+            _ => {
+                self.state.d.next = LinkState::WaitSync;
+            }
+        }
+        // A frame that stops arriving is answered TRUNCATED.
+        if (self.state.q.val() == LinkState::Opcode)
+            | (self.state.q.val() == LinkState::LenLo)
+            | (self.state.q.val() == LinkState::LenHi)
+            | (self.state.q.val() == LinkState::Payload)
+            | (self.state.q.val() == LinkState::CrcLo)
+            | (self.state.q.val() == LinkState::CrcHi)
+        {
+            self.idle.d.next = self.idle.q.val() + 1;
+            if self.rx.val() {
+                self.idle.d.next = 0.into();
+            } else if self.idle.q.val() + 1 == self.frame_timeout.val() {
+                self.status.d.next = self.k_status_truncated.val();
+                self.reply_len.d.next = 0.into();
+                self.state.d.next = LinkState::TxSync;
+            }
+        }
+        if self.reset.val() {
+            self.state.d.next = LinkState::WaitSync;
+            self.configured.d.next = false;
+            self.w_pend.d.next = false;
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! `LaneRam`: a simple dual-port synchronous RAM of runtime depth, one per array lane.
+//!
+//! rust-hdl's own `RAM` fixes the depth to a power of two through a const generic and
+//! simulates through a `BTreeMap`; the accelerator needs depths from the [`Config`] and fast
+//! simulation, so this block keeps a `Vec` and emits the same inferable Verilog pattern
+//! (registered read, synchronous write) that yosys maps to block RAM.
+//!
+//! [`Config`]: crate::Config
+
+use rust_hdl::prelude::*;
+
+/// Address width of every on-chip memory port (depths are at most 65536 words).
+pub const ADDR_BITS: usize = 16;
+
+/// A RAM with one synchronous read port and one synchronous write port on one clock.
+#[derive(LogicBlock)]
+pub struct LaneRam<D: Synth> {
+    /// Clock of both ports.
+    pub clock: Signal<In, Clock>,
+    /// Read address; the word appears on `read_data` after the next rising edge.
+    pub read_address: Signal<In, Bits<ADDR_BITS>>,
+    /// Registered read data.
+    pub read_data: Signal<Out, D>,
+    /// Write address.
+    pub write_address: Signal<In, Bits<ADDR_BITS>>,
+    /// Data written at the rising edge when `write_enable` is high.
+    pub write_data: Signal<In, D>,
+    /// Write strobe.
+    pub write_enable: Signal<In, bool>,
+    _mem: Vec<D>,
+}
+
+impl<D: Synth> LaneRam<D> {
+    /// A RAM of `depth` words, all zero.
+    pub fn new(depth: usize) -> Self {
+        Self::with_contents(depth, &[])
+    }
+
+    /// A RAM of `depth` words whose first words are `init` (a ROM when never written).
+    pub fn with_contents(depth: usize, init: &[D]) -> Self {
+        assert!(
+            depth >= 1 && depth <= 1 << ADDR_BITS,
+            "RAM depth {depth} out of range"
+        );
+        assert!(init.len() <= depth, "more initial words than the RAM holds");
+        let mut mem = vec![D::default(); depth];
+        mem[..init.len()].copy_from_slice(init);
+        Self {
+            clock: Default::default(),
+            read_address: Default::default(),
+            read_data: Default::default(),
+            write_address: Default::default(),
+            write_data: Default::default(),
+            write_enable: Default::default(),
+            _mem: mem,
+        }
+    }
+
+    /// Depth in words.
+    pub fn depth(&self) -> usize {
+        self._mem.len()
+    }
+}
+
+impl<D: Synth> Logic for LaneRam<D> {
+    fn update(&mut self) {
+        if self.clock.pos_edge() {
+            let ra = self.read_address.val().index();
+            self.read_data.next = self._mem.get(ra).copied().unwrap_or_default();
+            if self.write_enable.val() {
+                let wa = self.write_address.val().index();
+                if let Some(w) = self._mem.get_mut(wa) {
+                    *w = self.write_data.val();
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self) {
+        self.read_data.connect();
+    }
+
+    fn hdl(&self) -> Verilog {
+        let init: String = self
+            ._mem
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v != D::default())
+            .map(|(i, v)| format!("   mem[{i}] = {};\n", v.verilog()))
+            .collect();
+        Verilog::Custom(format!(
+            "\
+reg [{msb}:0] mem [0:{last}];
+integer i;
+initial begin
+   for (i = 0; i <= {last}; i = i + 1) mem[i] = 0;
+{init}   read_data = 0;
+end
+
+always @(posedge clock) begin
+   read_data <= mem[read_address];
+   if (write_enable) mem[write_address] <= write_data;
+end
+",
+            msb = D::BITS - 1,
+            last = self._mem.len() - 1,
+        ))
+    }
+
+    fn timing(&self) -> Vec<TimingInfo> {
+        vec![TimingInfo {
+            name: "lane_ram".into(),
+            clock: "clock".into(),
+            inputs: vec![
+                "read_address".into(),
+                "write_address".into(),
+                "write_data".into(),
+                "write_enable".into(),
+            ],
+            outputs: vec!["read_data".into()],
+        }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::testing::tick;
+
+    #[test]
+    fn reads_back_what_was_written_one_cycle_later() {
+        let mut ram = LaneRam::<Bits<8>>::with_contents(8, &[Bits::from(7)]);
+        ram.connect_all();
+        ram.write_address.next = 3.into();
+        ram.write_data.next = 0x5a.into();
+        ram.write_enable.next = true;
+        ram.read_address.next = 0.into();
+        tick(&mut ram, |r| &mut r.clock);
+        assert_eq!(ram.read_data.val(), Bits::<8>::from(7));
+        ram.write_enable.next = false;
+        ram.read_address.next = 3.into();
+        tick(&mut ram, |r| &mut r.clock);
+        assert_eq!(ram.read_data.val(), Bits::<8>::from(0x5a));
+        // Out-of-range addresses read zero and ignore writes instead of panicking.
+        ram.read_address.next = 100.into();
+        ram.write_address.next = 100.into();
+        ram.write_enable.next = true;
+        tick(&mut ram, |r| &mut r.clock);
+        assert_eq!(ram.read_data.val(), Bits::<8>::from(0));
+    }
+}

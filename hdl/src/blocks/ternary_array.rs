@@ -1,0 +1,180 @@
+//! `TernaryArray`: a `rows x cols` weight-stationary grid of [`Pe`]s.
+//!
+//! Activations enter each row from the left (row `i` one cycle behind row `i - 1`) and move
+//! right one PE per cycle; partial sums start at zero in the top row and move down one PE per
+//! cycle, leaving the bottom of column `j` as `sum_i w[i][j] * a[i]`. The shadow weights are
+//! written one row at a time from the `code_in` bus, by the row's `load` strobe.
+
+use super::pe::Pe;
+use crate::config::PSUM_BITS;
+use rust_hdl::prelude::*;
+
+/// The PE grid.
+#[derive(LogicBlock)]
+pub struct TernaryArray {
+    /// Array clock.
+    pub clock: Signal<In, Clock>,
+    /// Activation entering each row (one per row).
+    pub act_in: Vec<Signal<In, Bits<8>>>,
+    /// Tile-start flag entering each row with its activation (one per row).
+    pub swap_in: Vec<Signal<In, bool>>,
+    /// Shadow-weight write strobe of each row (one per row).
+    pub load: Vec<Signal<In, bool>>,
+    /// Weight code bus, one code per column, written into the row whose `load` is high.
+    pub code_in: Vec<Signal<In, Bits<2>>>,
+    /// Column sums leaving the bottom row (one per column).
+    pub psum_out: Vec<Signal<Out, Bits<PSUM_BITS>>>,
+    pes: Vec<Pe>,
+    _rows: usize,
+    _cols: usize,
+}
+
+impl TernaryArray {
+    /// A `rows x cols` array.
+    pub fn new(rows: usize, cols: usize) -> Self {
+        assert!(rows >= 1 && cols >= 1, "array must have at least one PE");
+        assert!(
+            128 * rows < 1 << (PSUM_BITS - 1),
+            "{rows} rows overflow the {PSUM_BITS}-bit partial sums"
+        );
+        Self {
+            clock: Default::default(),
+            act_in: (0..rows).map(|_| Default::default()).collect(),
+            swap_in: (0..rows).map(|_| Default::default()).collect(),
+            load: (0..rows).map(|_| Default::default()).collect(),
+            code_in: (0..cols).map(|_| Default::default()).collect(),
+            psum_out: (0..cols).map(|_| Default::default()).collect(),
+            pes: (0..rows * cols).map(|_| Pe::default()).collect(),
+            _rows: rows,
+            _cols: cols,
+        }
+    }
+}
+
+impl Logic for TernaryArray {
+    // `c` and `r` are one-iteration loops: the Verilog generator evaluates index expressions
+    // knowing only loop variables, so the array shape is brought in that way.
+    #[hdl_gen]
+    fn update(&mut self) {
+        for c in self._cols..(self._cols + 1) {
+            for r in self._rows..(self._rows + 1) {
+                for i in 0..self._rows {
+                    for j in 0..self._cols {
+                        self.pes[i * c + j].clock.next = self.clock.val();
+                        self.pes[i * c + j].load.next = self.load[i].val();
+                        self.pes[i * c + j].code_in.next = self.code_in[j].val();
+                    }
+                    self.pes[i * c].act_in.next = self.act_in[i].val();
+                    self.pes[i * c].swap_in.next = self.swap_in[i].val();
+                    for j in 1..self._cols {
+                        self.pes[i * c + j].act_in.next = self.pes[i * c + j - 1].act_out.val();
+                        self.pes[i * c + j].swap_in.next = self.pes[i * c + j - 1].swap_out.val();
+                    }
+                }
+                for j in 0..self._cols {
+                    self.pes[j].psum_in.next = bits::<PSUM_BITS>(0);
+                    self.psum_out[j].next = self.pes[(r - 1) * c + j].psum_out.val();
+                }
+                for i in 1..self._rows {
+                    for j in 0..self._cols {
+                        self.pes[i * c + j].psum_in.next = self.pes[(i - 1) * c + j].psum_out.val();
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::testing::tick;
+    use crate::protocol::encode_weight;
+
+    /// Drives tiles back to back (period `max(m, rows, cols)`) and checks every column sum.
+    fn run_tiles(rows: usize, cols: usize, tiles: &[(Vec<i8>, Vec<i8>)], m: usize) {
+        let mut arr = TernaryArray::new(rows, cols);
+        arr.connect_all();
+        let period = m.max(rows).max(cols);
+        let total = tiles.len() * period + rows + cols + 2;
+        let mut expected: Vec<(usize, usize, i16)> = vec![]; // (tick, col, value)
+        for (t, (x, w)) in tiles.iter().enumerate() {
+            let start = t * period + 1; // weights load at start-1+i, activation row i at start+m+i
+            for mm in 0..m {
+                for j in 0..cols {
+                    let y: i32 = (0..rows)
+                        .map(|i| x[mm * rows + i] as i32 * w[i * cols + j] as i32)
+                        .sum();
+                    expected.push((start + mm + rows - 1 + j, j, y as i16));
+                }
+            }
+        }
+        let mut checked = 0;
+        for tick_no in 0..total {
+            for i in 0..rows {
+                arr.act_in[i].next = 0.into();
+                arr.swap_in[i].next = false;
+                arr.load[i].next = false;
+            }
+            for (t, (x, w)) in tiles.iter().enumerate() {
+                let start = t * period + 1;
+                // Row i's shadow is written at start - 1 + i, before its swap at start + i.
+                if tick_no + 1 >= start && tick_no + 1 < start + rows {
+                    let i = tick_no + 1 - start;
+                    arr.load[i].next = true;
+                    for j in 0..cols {
+                        arr.code_in[j].next =
+                            (encode_weight(w[i * cols + j]).unwrap() as u64).into();
+                    }
+                }
+                for i in 0..rows {
+                    if tick_no >= start + i && tick_no < start + i + m {
+                        let mm = tick_no - start - i;
+                        arr.act_in[i].next = (x[mm * rows + i] as u8 as u64).into();
+                        arr.swap_in[i].next = mm == 0;
+                    }
+                }
+            }
+            tick(&mut arr, |a| &mut a.clock);
+            for &(when, j, y) in expected.iter().filter(|e| e.0 == tick_no) {
+                assert_eq!(
+                    arr.psum_out[j].val().index() as u16 as i16,
+                    y,
+                    "tick {when} col {j}"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, expected.len());
+    }
+
+    fn pattern(n: usize, seed: i32, f: impl Fn(i32) -> i8) -> Vec<i8> {
+        (0..n as i32).map(|v| f(v * 7919 + seed * 104729)).collect()
+    }
+
+    #[test]
+    fn back_to_back_tiles_match_golden_sums() {
+        for (rows, cols, m) in [(4, 4, 6), (4, 4, 1), (8, 4, 3), (3, 5, 9)] {
+            let tiles: Vec<_> = (0..3)
+                .map(|t| {
+                    let x = pattern(m * rows, t, |v| (v.rem_euclid(256) - 128) as i8);
+                    let w = pattern(rows * cols, t + 11, |v| (v.rem_euclid(3) - 1) as i8);
+                    (x, w)
+                })
+                .collect();
+            run_tiles(rows, cols, &tiles, m);
+        }
+    }
+
+    #[test]
+    fn extreme_values() {
+        let (rows, cols, m) = (8, 4, 2);
+        let x = vec![-128i8; m * rows];
+        let tiles = vec![
+            (x.clone(), vec![-1i8; rows * cols]),
+            (vec![127i8; m * rows], vec![-1i8; rows * cols]),
+            (x, vec![0i8; rows * cols]),
+        ];
+        run_tiles(rows, cols, &tiles, m);
+    }
+}
