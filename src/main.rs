@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod report;
+mod toolchain_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -40,6 +41,8 @@ enum Command {
     Demo(DemoArgs),
     /// Show the configuration the device reports.
     Info(InfoArgs),
+    /// Install or inspect the project's pinned open toolchain (Verilator, Yosys, nextpnr, ...).
+    Toolchain(toolchain_cmd::ToolchainArgs),
 }
 
 /// Which device to talk to.
@@ -126,6 +129,7 @@ fn main() -> ExitCode {
         Command::Verilog(a) => verilog(&a),
         Command::Demo(a) => demo(&a),
         Command::Info(a) => info(&a),
+        Command::Toolchain(a) => toolchain_cmd::toolchain(&a),
     };
     match result {
         Ok(code) => code,
