@@ -2,6 +2,7 @@
 //! done by `trimac-driver`; this file parses arguments, shows progress and prints reports.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod report;
 mod toolchain_cmd;
 
@@ -43,6 +44,8 @@ enum Command {
     Info(InfoArgs),
     /// Install or inspect the project's pinned open toolchain (Verilator, Yosys, nextpnr, ...).
     Toolchain(toolchain_cmd::ToolchainArgs),
+    /// Measure GEMM and GEMV cycles, utilization and simulation speed on random data.
+    Bench(bench::BenchArgs),
 }
 
 /// Which device to talk to.
@@ -130,6 +133,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo(&a),
         Command::Info(a) => info(&a),
         Command::Toolchain(a) => toolchain_cmd::toolchain(&a),
+        Command::Bench(a) => bench::bench(&a),
     };
     match result {
         Ok(code) => code,
