@@ -107,12 +107,15 @@ impl Config {
     /// Checks every limit the hardware relies on.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |m: String| Err(ConfigError(m));
-        if self.rows < 2 || self.rows > MAX_ROWS {
-            return err(format!("rows = {} is outside 2..={MAX_ROWS}", self.rows));
-        }
-        if self.cols < 4 || self.cols > 64 || self.cols % 4 != 0 {
+        if !self.rows.is_power_of_two() || !(2..=MAX_ROWS).contains(&self.rows) {
             return err(format!(
-                "cols = {} must be a multiple of 4 in 4..=64",
+                "rows = {} must be a power of two in 2..={MAX_ROWS}",
+                self.rows
+            ));
+        }
+        if !self.cols.is_power_of_two() || !(4..=MAX_COLS).contains(&self.cols) {
+            return err(format!(
+                "cols = {} must be a power of two in 4..={MAX_COLS}",
                 self.cols
             ));
         }

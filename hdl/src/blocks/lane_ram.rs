@@ -39,7 +39,7 @@ impl<D: Synth> LaneRam<D> {
     /// A RAM of `depth` words whose first words are `init` (a ROM when never written).
     pub fn with_contents(depth: usize, init: &[D]) -> Self {
         assert!(
-            depth >= 1 && depth <= 1 << ADDR_BITS,
+            (1..=1 << ADDR_BITS).contains(&depth),
             "RAM depth {depth} out of range"
         );
         assert!(init.len() <= depth, "more initial words than the RAM holds");
