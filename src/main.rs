@@ -51,8 +51,9 @@ enum Command {
 /// Which device to talk to.
 #[derive(Args, Debug)]
 struct DeviceArgs {
-    /// Backend: `cpu` (golden reference model) or `sim` (cycle-accurate RTL simulation).
-    #[arg(long, default_value = "cpu")]
+    /// Backend: `sim` (cycle-accurate rust-hdl simulation of the RTL, the built-in simulator)
+    /// or `cpu` (the golden reference model behind the same protocol).
+    #[arg(long, default_value = "sim")]
     backend: String,
     /// Array shape, rows x columns.
     #[arg(long, default_value = "8x8")]
