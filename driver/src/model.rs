@@ -37,8 +37,9 @@ pub const CRC_LEN: usize = 4;
 pub const FLAG_INT8_OUT: u8 = 0x01;
 /// Layer flag: the int8 output is clamped at 0 (ReLU); only with [`FLAG_INT8_OUT`].
 pub const FLAG_RELU: u8 = 0x02;
-/// Largest reduction length `k` accepted: `128 * k` still fits an int32 accumulator.
-pub const MAX_K: usize = 1 << 24;
+/// Largest reduction length `k` accepted: `|sum| <= 128 * k` must stay within an int32
+/// accumulator (`2^31 - 1`), so `k <= (2^31 - 1) / 128 = 2^24 - 1`.
+pub const MAX_K: usize = (1 << 24) - 1;
 
 /// The demo files under a workspace root.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -28,8 +28,10 @@ pub const MAX_COLS: usize = 32;
 
 /// Cycles a run spends besides issuing tiles and draining the array: the start cycle.
 pub const RUN_START_CYCLES: u64 = 1;
-/// Cycles the controller waits after its last issue beyond `rows + cols`: the feeder's RAM
-/// read and register (2), the accumulator lane (1) and the requantizer (2).
+/// Cycles the controller waits after its last issue beyond `rows + cols`. The last activation
+/// needs 2 cycles through the feeder (RAM read, gate), `rows + cols - 1` through the array, 1
+/// through the accumulator lane, 2 through the requantizer and 1 to be written: `rows + cols
+/// + 5` in all.
 pub const RUN_DRAIN_CYCLES: u64 = 5;
 
 /// Configuration of one trimac instance.
