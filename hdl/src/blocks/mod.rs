@@ -9,6 +9,7 @@ pub mod pe;
 pub mod requantizer;
 pub mod ternary_array;
 pub mod top;
+pub mod uart;
 
 #[cfg(test)]
 pub(crate) mod testing;
