@@ -26,8 +26,10 @@ pub const DEFAULT_SEED: u64 = 0x7121_3ac0_b158;
 /// Arguments of `trimac bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Backend: `cpu` (golden reference model) or `sim` (cycle-accurate RTL simulation).
-    #[arg(long, default_value = "cpu")]
+    /// Backend, as for the other commands: `sim` (cycle-accurate rust-hdl simulation of the
+    /// RTL), `cpu` (the golden reference model behind the same protocol), or any other backend
+    /// the driver opens.
+    #[arg(long, default_value = "sim")]
     pub backend: String,
     /// Array shapes to measure, a comma-separated list of RxC.
     #[arg(long, default_value = "8x8,16x16")]
@@ -457,13 +459,20 @@ mod tests {
             }
             other => panic!("parsed as {other:?}"),
         }
+        match Cli::try_parse_from(["trimac", "bench"]).unwrap().command {
+            Command::Bench(a) => assert_eq!(
+                (a.backend.as_str(), a.arrays.as_str(), a.scale, a.json),
+                ("sim", "8x8,16x16", 4, false)
+            ),
+            other => panic!("parsed as {other:?}"),
+        }
         assert!(Cli::try_parse_from(["trimac", "bench", "--scale", "-1"]).is_err());
     }
 
     #[test]
     fn bad_arrays_are_clear_errors() {
         for (spec, needle) in [
-            ("8x6", "multiple of 4"),
+            ("8x6", "cols = 6"),
             ("", "empty entry"),
             ("8x8,,4x4", "empty entry"),
             ("axb", "not a number"),
