@@ -52,7 +52,8 @@ enum Command {
 #[derive(Args, Debug)]
 struct DeviceArgs {
     /// Backend: `sim` (cycle-accurate rust-hdl simulation of the RTL, the built-in simulator)
-    /// or `cpu` (the golden reference model behind the same protocol).
+    /// or `cpu` (the golden reference model behind the same protocol), or `verilator` (the
+    /// same RTL verilated: much faster; needs the project toolchain).
     #[arg(long, default_value = "sim")]
     backend: String,
     /// Array shape, rows x columns.
@@ -61,6 +62,9 @@ struct DeviceArgs {
     /// Write a VCD waveform of the session (sim backend only).
     #[arg(long)]
     vcd: Option<PathBuf>,
+    /// Write a VCD waveform of the session (verilator backend only).
+    #[arg(long)]
+    trace: Option<PathBuf>,
 }
 
 impl DeviceArgs {
@@ -71,7 +75,17 @@ impl DeviceArgs {
 
     fn open(&self) -> CliResult<Box<dyn Device>> {
         let opts = OpenOptions {
-            vcd: self.vcd.clone(),
+            vcd: match (&self.vcd, &self.trace, self.backend.as_str()) {
+                (Some(_), _, "verilator") => {
+                    return Err("--vcd is for the sim backend; use --trace with verilator".into())
+                }
+                (_, Some(_), b) if b != "verilator" => {
+                    return Err(
+                        format!("--trace needs --backend verilator (use --vcd with {b})").into(),
+                    )
+                }
+                (vcd, trace, _) => vcd.clone().or_else(|| trace.clone()),
+            },
         };
         Ok(open(&self.backend, &self.config()?, &opts)?)
     }
@@ -374,6 +388,7 @@ mod tests {
             backend: "cpu".into(),
             array: array.into(),
             vcd: None,
+            trace: None,
         }
     }
 

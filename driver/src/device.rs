@@ -13,9 +13,10 @@ use trimac_hdl::Config;
 use trimac_sim::reference::ReferenceDevice;
 use trimac_sim::rtl::{RtlDevice, RtlOptions};
 use trimac_sim::stream::ByteStream;
+use trimac_verilator::{VerilatorDevice, VerilatorOptions};
 
 /// Backend names [`open`] knows.
-pub const BACKENDS: [&str; 2] = ["cpu", "sim"];
+pub const BACKENDS: [&str; 3] = ["cpu", "sim", "verilator"];
 
 /// The operations of the command protocol, as the rest of the driver uses them.
 pub trait Device {
@@ -245,7 +246,7 @@ impl LayerDescriptor {
 /// Options of [`open`] that only some backends use.
 #[derive(Clone, Debug, Default)]
 pub struct OpenOptions {
-    /// Write a VCD waveform of the whole session (`sim` backend only).
+    /// Write a VCD waveform of the whole session (`sim` and `verilator` backends).
     pub vcd: Option<PathBuf>,
 }
 
@@ -276,6 +277,12 @@ pub fn open(
             )
             .map_err(|e| DriverError::Backend(format!("cannot build the RTL simulation: {e}")))?;
             connect(rtl, cfg)
+        }
+        "verilator" => {
+            let trace = opts.vcd.clone();
+            let vl = VerilatorDevice::new(cfg, VerilatorOptions { trace })
+                .map_err(|e| DriverError::Backend(format!("verilator backend: {e}")))?;
+            connect(vl, cfg)
         }
         other => Err(DriverError::Backend(format!(
             "unknown backend `{other}`; known backends: {}",
