@@ -242,7 +242,16 @@ fn verilog(a: &VerilogArgs) -> CliResult<ExitCode> {
     match &a.output {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
-        None => print!("{text}"),
+        None => {
+            // A closed pipe (`trimac verilog | head`) is the reader's choice, not an error.
+            use std::io::Write;
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(format!("cannot write to stdout: {e}").into())
+                }
+                _ => {}
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
