@@ -63,6 +63,15 @@ fn size_list(sizes: &[(usize, usize)]) -> String {
         .join(", ")
 }
 
+/// `sizes` plus the size of `cfg`, comma-separated (the value a rebuild needs).
+fn with_size(sizes: &[(usize, usize)], cfg: &Config) -> String {
+    let mut all = sizes.to_vec();
+    all.push((cfg.rows, cfg.cols));
+    all.sort();
+    all.dedup();
+    size_list(&all).replace(", ", ",")
+}
+
 /// The whole top-level simulated by Verilator.
 pub struct VerilatorDevice {
     model: ffi::Handle,
@@ -106,14 +115,14 @@ impl VerilatorDevice {
                      TRIMAC_VERILATOR_SIZES={}",
                     cfg.array_name(),
                     size_list(&built_sizes()),
-                    cfg.array_name()
+                    with_size(&built_sizes(), cfg)
                 ),
                 true => format!(
                     "the {} array was not built with waveform support (built with it: {}); \
                      rebuild with TRIMAC_VERILATOR_TRACE_SIZES={}",
                     cfg.array_name(),
                     size_list(&traced_sizes()),
-                    cfg.array_name()
+                    with_size(&traced_sizes(), cfg)
                 ),
             })?;
         let model = ffi::Handle::new(entry, opts.trace.as_deref())?;
