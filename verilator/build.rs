@@ -22,37 +22,7 @@ use std::process::Command;
 use trimac_hdl::Config;
 use trimac_toolchain::{Tool, ToolCommand};
 
-/// Verilator flags of every model (docs/verilator.md): zero-initialised state like rust-hdl's
-/// simulator, assertions off, lint warnings are the lint gate's business (not the build's).
-const VERILATE_FLAGS: &[&str] = &[
-    "--cc",
-    "-O3",
-    "--x-assign",
-    "0",
-    "--x-initial",
-    "0",
-    "--noassert",
-    "-Wno-fatal",
-    "-Wno-lint",
-    "-Wno-style",
-    "--output-split",
-    "20000",
-];
-
-/// C++ flags of the generated code and the runtime (verilated.mk's, optimised with -O2).
-const CXX_FLAGS: &[&str] = &[
-    "-std=gnu++17",
-    "-faligned-new",
-    "-fcf-protection=none",
-    "-Wno-bool-operation",
-    "-Wno-sign-compare",
-    "-Wno-tautological-compare",
-    "-Wno-uninitialized",
-    "-Wno-unused-parameter",
-    "-Wno-unused-variable",
-    "-Wno-unused-but-set-variable",
-    "-Wno-shadow",
-];
+include!("src/flags.rs");
 
 const DEFAULT_SIZES: &str = "4x4,8x8,16x16";
 const DEFAULT_TRACE_SIZES: &str = "4x4,8x8";
@@ -76,7 +46,7 @@ impl Variant {
 }
 
 fn main() {
-    for f in ["build.rs", "csrc/shim.h", "csrc/shim.cpp"] {
+    for f in ["build.rs", "src/flags.rs", "csrc/shim.h", "csrc/shim.cpp"] {
         println!("cargo:rerun-if-changed={f}");
     }
     for v in [
@@ -91,6 +61,11 @@ fn main() {
     }
     println!("cargo::rustc-check-cfg=cfg(trimac_verilated)");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // Where src/jit.rs builds configurations that are not built here.
+    println!(
+        "cargo:rustc-env=TRIMAC_VL_CACHE={}",
+        cache_dir(&out).display()
+    );
     let result = match trimac_toolchain::locate(Tool::Verilator) {
         Ok(v) => {
             println!("cargo:rerun-if-changed={}", v.program.display());
@@ -215,6 +190,7 @@ fn build_all(v: &ToolCommand, out: &Path) -> Result<Vec<Variant>, String> {
     // The runtime after the models (static libraries resolve left to right).
     println!("cargo:rustc-link-lib=static=trimac_vl_runtime");
     println!("cargo:rustc-link-lib=dylib=stdc++");
+    println!("cargo:rustc-link-lib=dylib=dl");
     Ok(built)
 }
 
@@ -331,16 +307,6 @@ fn run(c: &mut Command) -> Result<String, String> {
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// 64-bit FNV-1a (a stable cache key; not a security hash).
-fn fnv(text: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 /// The Rust table of built models, included by src/ffi.rs.

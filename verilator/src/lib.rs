@@ -7,14 +7,20 @@
 //! input bytes or waits for a whole reply, so the simulation runs at the verilated model's
 //! speed.
 //!
-//! Which array sizes are built is fixed at build time (default 4x4, 8x8, 16x16; see
-//! docs/verilator.md). Without Verilator the crate still builds, and [`VerilatorDevice::new`]
+//! The menu sizes 4x4, 8x8 and 16x16 (default configuration) are verilated and linked in at
+//! build time; any other configuration (another shape, other memory depths or frame timeout)
+//! is verilated and compiled into a shared library on first use and cached (src/jit.rs). See
+//! docs/verilator.md. Without Verilator the crate still builds, and [`VerilatorDevice::new`]
 //! says that Verilator is missing and how to install it.
 #![deny(unsafe_code)]
 
 mod ffi;
+mod flags;
+mod jit;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use trimac_hdl::Config;
 use trimac_sim::stream::{ByteStream, LinkError};
 
@@ -63,6 +69,61 @@ fn size_list(sizes: &[(usize, usize)]) -> String {
         .join(", ")
 }
 
+/// Set to `1` to refuse configurations that were not built with the crate instead of building
+/// them on demand.
+pub const NO_JIT_ENV: &str = "TRIMAC_VERILATOR_NO_JIT";
+
+/// The error for a configuration not linked in (with on-demand builds disabled).
+fn not_built(cfg: &Config, traced: bool) -> String {
+    let default_cfg = Config::new(cfg.rows, cfg.cols).is_ok_and(|d| d == *cfg);
+    if !default_cfg {
+        return format!(
+            "this {} configuration (memory depths, clock or timeout other than the default) \
+             is not built in, and {NO_JIT_ENV}=1 forbids building it on demand",
+            cfg.array_name()
+        );
+    }
+    match traced {
+        false => format!(
+            "the {} array was not verilated in this build (built: {}); rebuild with \
+             TRIMAC_VERILATOR_SIZES={}, or unset {NO_JIT_ENV}",
+            cfg.array_name(),
+            size_list(&built_sizes()),
+            with_size(&built_sizes(), cfg)
+        ),
+        true => format!(
+            "the {} array was not built with waveform support (built with it: {}); rebuild \
+             with TRIMAC_VERILATOR_TRACE_SIZES={}, or unset {NO_JIT_ENV}",
+            cfg.array_name(),
+            size_list(&traced_sizes()),
+            with_size(&traced_sizes(), cfg)
+        ),
+    }
+}
+
+/// Libraries built and loaded on demand in this process, by path.
+static LOADED: Mutex<Option<HashMap<PathBuf, (ffi::NewFn, &'static ffi::Functions)>>> =
+    Mutex::new(None);
+
+/// The model of a configuration that is not linked in: built (or found in the cache) and
+/// loaded once per process.
+fn on_demand(cfg: &Config, traced: bool) -> Result<(ffi::NewFn, &'static ffi::Functions), String> {
+    let path = jit::library(cfg, traced).map_err(|e| {
+        format!(
+            "building the verilated {} model on demand failed: {e}",
+            cfg.array_name()
+        )
+    })?;
+    let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    let map = loaded.get_or_insert_with(HashMap::new);
+    if let Some(&found) = map.get(&path) {
+        return Ok(found);
+    }
+    let lib = ffi::load(&path, jit::NEW_SYMBOL)?;
+    map.insert(path, (lib.new, lib.functions));
+    Ok((lib.new, lib.functions))
+}
+
 /// `sizes` plus the size of `cfg`, comma-separated (the value a rebuild needs).
 fn with_size(sizes: &[(usize, usize)], cfg: &Config) -> String {
     let mut all = sizes.to_vec();
@@ -81,20 +142,14 @@ pub struct VerilatorDevice {
 impl VerilatorDevice {
     /// Builds and resets the verilated top-level for `cfg`.
     ///
-    /// Fails when the backend was built without Verilator, when the array size was not
-    /// built (the message lists the sizes that were), or when the waveform file cannot be
-    /// written.
+    /// A configuration not linked in is built on demand (once, cached; a minute or more for
+    /// large arrays) unless `TRIMAC_VERILATOR_NO_JIT=1`. Fails when the backend was built
+    /// without Verilator, when an on-demand build fails or is forbidden (the message lists
+    /// the sizes that are linked in), or when the waveform file cannot be written.
     pub fn new(cfg: &Config, opts: VerilatorOptions) -> Result<VerilatorDevice, String> {
         cfg.validate().map_err(|e| e.to_string())?;
         if let Some(why) = ffi::BUILD_ERROR {
             return Err(format!("the Verilator backend is not available: {why}"));
-        }
-        if *cfg != Config::new(cfg.rows, cfg.cols).map_err(|e| e.to_string())? {
-            return Err(format!(
-                "the verilated models are built for the default configuration of each array \
-                 size; this {} configuration differs (memory depths, clock or timeout)",
-                cfg.array_name()
-            ));
         }
         if let Some(p) = &opts.trace {
             if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("fst")) {
@@ -106,26 +161,22 @@ impl VerilatorDevice {
             }
         }
         let traced = opts.trace.is_some();
-        let entry = ffi::MODELS
-            .iter()
-            .find(|m| m.rows == cfg.rows && m.cols == cfg.cols && m.traced == traced)
-            .ok_or_else(|| match traced {
-                false => format!(
-                    "the {} array was not verilated in this build (built: {}); rebuild with \
-                     TRIMAC_VERILATOR_SIZES={}",
-                    cfg.array_name(),
-                    size_list(&built_sizes()),
-                    with_size(&built_sizes(), cfg)
-                ),
-                true => format!(
-                    "the {} array was not built with waveform support (built with it: {}); \
-                     rebuild with TRIMAC_VERILATOR_TRACE_SIZES={}",
-                    cfg.array_name(),
-                    size_list(&traced_sizes()),
-                    with_size(&traced_sizes(), cfg)
-                ),
-            })?;
-        let model = ffi::Handle::new(entry, opts.trace.as_deref())?;
+        let default_cfg = *cfg == Config::new(cfg.rows, cfg.cols).map_err(|e| e.to_string())?;
+        let linked = ffi::MODELS.iter().find(|m| {
+            default_cfg && m.rows == cfg.rows && m.cols == cfg.cols && m.traced == traced
+        });
+        let model = match (linked, ffi::LINKED) {
+            (Some(entry), Some(functions)) => {
+                ffi::Handle::new(entry.new, functions, opts.trace.as_deref())?
+            }
+            _ => {
+                if std::env::var_os(NO_JIT_ENV).is_some_and(|v| v == "1") {
+                    return Err(not_built(cfg, traced));
+                }
+                let (new, functions) = on_demand(cfg, traced)?;
+                ffi::Handle::new(new, functions, opts.trace.as_deref())?
+            }
+        };
         Ok(VerilatorDevice {
             model,
             accept_limit: 16 * cfg.frame_timeout_cycles as u64 + 100_000,
@@ -169,5 +220,25 @@ impl ByteStream for VerilatorDevice {
 
     fn backend(&self) -> &'static str {
         "verilator"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_built_messages_say_what_to_do() {
+        let m = not_built(&Config::new(32, 32).unwrap(), false);
+        assert!(
+            m.contains("32x32") && m.contains("TRIMAC_VERILATOR_SIZES="),
+            "{m}"
+        );
+        assert!(m.contains(",32x32"), "{m}");
+        let t = not_built(&Config::new(16, 16).unwrap(), true);
+        assert!(t.contains("TRIMAC_VERILATOR_TRACE_SIZES="), "{t}");
+        let mut odd = Config::new(4, 4).unwrap();
+        odd.frame_timeout_cycles = 64;
+        assert!(not_built(&odd, false).contains(NO_JIT_ENV));
     }
 }

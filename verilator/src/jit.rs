@@ -1,0 +1,253 @@
+//! On-demand builds: a configuration that build.rs did not link in (a non-menu shape, or a
+//! menu shape with other memory depths or frame timeout, as the test suite uses) is emitted,
+//! verilated and compiled into a shared library on first use, with the same flags and shim as
+//! the build script, and cached under `<target>/trimac-verilator/` by a hash of its Verilog.
+//! Concurrent users (parallel tests) wait for one build through a lock file.
+
+use crate::flags::{fnv, CXX_FLAGS, VERILATE_FLAGS};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+use trimac_hdl::Config;
+use trimac_toolchain::Tool;
+
+const SHIM_H: &str = include_str!("../csrc/shim.h");
+const SHIM_CPP: &str = include_str!("../csrc/shim.cpp");
+
+/// The constructor symbol of every on-demand library.
+pub(crate) const NEW_SYMBOL: &str = "trimac_vl_new_jit";
+
+/// A lock older than this is taken to be left by a killed process.
+const STALE_LOCK: Duration = Duration::from_secs(30 * 60);
+
+/// Builds (or finds in the cache) the shared library of the model of `cfg`; returns its path.
+pub(crate) fn library(cfg: &Config, traced: bool) -> Result<PathBuf, String> {
+    let v = trimac_toolchain::locate(Tool::Verilator).map_err(|e| e.to_string())?;
+    let version = run(v.command().arg("--version"))?.trim().to_string();
+    let vroot = run(v.command().args(["--getenv", "VERILATOR_ROOT"]))?;
+    let include = PathBuf::from(vroot.trim()).join("include");
+    let cxx = std::env::var("CXX")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "c++".into());
+    let cache = PathBuf::from(env!("TRIMAC_VL_CACHE"));
+    let common = format!("{version}|{VERILATE_FLAGS:?}|{CXX_FLAGS:?}|{cxx}|{SHIM_H}{SHIM_CPP}");
+
+    // The runtime and the common shim functions as position-independent objects, once.
+    let runtime = cache.join(format!("jit-runtime-{:016x}", fnv(&common)));
+    locked_build(&runtime, |tmp| {
+        std::fs::write(tmp.join("shim.h"), SHIM_H).map_err(|e| e.to_string())?;
+        std::fs::write(tmp.join("shim.cpp"), SHIM_CPP).map_err(|e| e.to_string())?;
+        let sources = vec![
+            include.join("verilated.cpp"),
+            include.join("verilated_threads.cpp"),
+            include.join("verilated_vcd_c.cpp"),
+            tmp.join("shim.cpp"),
+        ];
+        compile_all(&cxx, &include, &[tmp.to_path_buf()], &[], &sources, tmp)
+    })?;
+
+    let verilog = trimac_hdl::verilog::emit_top(cfg);
+    let hash = fnv(&format!("{common}|{traced}|{verilog}"));
+    let class = format!("Vtop_jit{hash:016x}");
+    let dir = cache.join(format!(
+        "jit-r{}c{}{}-{hash:016x}",
+        cfg.rows,
+        cfg.cols,
+        if traced { "-vcd" } else { "" }
+    ));
+    locked_build(&dir, |tmp| {
+        let src = tmp.join("top.v");
+        std::fs::write(&src, &verilog).map_err(|e| e.to_string())?;
+        let mdir = tmp.join("obj");
+        let mut c = v.command();
+        c.args(VERILATE_FLAGS)
+            .arg("--prefix")
+            .arg(&class)
+            .arg("--Mdir")
+            .arg(&mdir);
+        if traced {
+            c.arg("--trace-vcd");
+        }
+        c.arg(&src);
+        run(&mut c).map_err(|e| format!("verilating {}: {e}", cfg.array_name()))?;
+        let model = tmp.join("model.cpp");
+        std::fs::write(
+            &model,
+            format!(
+                "#include \"{class}.h\"\n#include \"shim.h\"\nTRIMAC_DEFINE_MODEL(jit, {class})\n"
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut sources: Vec<PathBuf> = std::fs::read_dir(&mdir)
+            .map_err(|e| e.to_string())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "cpp"))
+            .collect();
+        sources.sort();
+        sources.push(model);
+        let defines: &[&str] = if traced {
+            &["VM_TRACE=1", "VM_TRACE_VCD=1", "TRIMAC_TRACE=1"]
+        } else {
+            &[]
+        };
+        compile_all(
+            &cxx,
+            &include,
+            &[mdir.clone(), runtime.clone()],
+            defines,
+            &sources,
+            tmp,
+        )?;
+        let mut objects = objects_in(&runtime)?;
+        objects.extend(objects_in(tmp)?);
+        let mut link = Command::new(&cxx);
+        link.args(["-shared", "-Wl,-Bsymbolic", "-o"])
+            .arg(tmp.join("libmodel.so"))
+            .args(&objects)
+            .arg("-lpthread");
+        run(&mut link).map_err(|e| format!("linking {}: {e}", cfg.array_name()))?;
+        Ok(())
+    })?;
+    Ok(dir.join("libmodel.so"))
+}
+
+fn objects_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Compiles every source to `<out>/<n>_<stem>.o`, two compilers at a time.
+fn compile_all(
+    cxx: &str,
+    include: &Path,
+    includes: &[PathBuf],
+    defines: &[&str],
+    sources: &[PathBuf],
+    out: &Path,
+) -> Result<(), String> {
+    let jobs: Vec<(usize, &PathBuf)> = sources.iter().enumerate().collect();
+    for chunk in jobs.chunks(2) {
+        let mut children = Vec::new();
+        for (i, src) in chunk {
+            let stem = src
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut c = Command::new(cxx);
+            c.args(["-c", "-O2", "-fPIC", "-w"])
+                .args(CXX_FLAGS)
+                .arg(format!("-I{}", include.display()))
+                .arg(format!("-I{}", include.join("vltstd").display()));
+            for d in includes {
+                c.arg(format!("-I{}", d.display()));
+            }
+            for d in ["VM_COVERAGE=0", "VM_SC=0", "VM_TIMING=0"]
+                .iter()
+                .chain(defines)
+            {
+                c.arg(format!("-D{d}"));
+            }
+            c.arg(src)
+                .arg("-o")
+                .arg(out.join(format!("{i:03}_{stem}.o")));
+            c.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            let child = c
+                .spawn()
+                .map_err(|e| format!("cannot run the C++ compiler `{cxx}`: {e}"))?;
+            children.push((src, child));
+        }
+        for (src, child) in children {
+            let out = child.wait_with_output().map_err(|e| e.to_string())?;
+            if !out.status.success() {
+                return Err(format!(
+                    "compiling {}: {}",
+                    src.display(),
+                    last_lines(&String::from_utf8_lossy(&out.stderr), 10)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `build` into a fresh temporary directory and moves it to `dir`, unless `dir` is
+/// complete already; one process builds while the others wait on `<dir>.lock`.
+fn locked_build(dir: &Path, build: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
+    let done = dir.join("done");
+    let lock = dir.with_extension("lock");
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    let start = Instant::now();
+    loop {
+        if done.is_file() {
+            return Ok(());
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(_) => break,
+            Err(_) => {
+                let age = std::fs::metadata(&lock)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok());
+                if age.is_some_and(|a| a > STALE_LOCK) {
+                    let _ = std::fs::remove_file(&lock);
+                } else if start.elapsed() > STALE_LOCK {
+                    return Err(format!("gave up waiting for {}", lock.display()));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    let result = (|| {
+        if done.is_file() {
+            return Ok(());
+        }
+        let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        let t0 = Instant::now();
+        if let Err(e) = build(&tmp) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        let secs = format!("{:.1}\n", t0.elapsed().as_secs_f64());
+        std::fs::write(tmp.join("build-seconds"), secs).map_err(|e| e.to_string())?;
+        std::fs::write(tmp.join("done"), "").map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::rename(&tmp, dir).map_err(|e| format!("{}: {e}", dir.display()))
+    })();
+    let _ = std::fs::remove_file(&lock);
+    result
+}
+
+fn run(c: &mut Command) -> Result<String, String> {
+    let out = c
+        .output()
+        .map_err(|e| format!("cannot run {:?}: {e}", c.get_program()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{:?} failed ({}): {}",
+            c.get_program(),
+            out.status,
+            last_lines(&String::from_utf8_lossy(&out.stderr), 15)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
