@@ -11,10 +11,10 @@ use trimac_sim::rtl::{RtlDevice, RtlOptions};
 use trimac_sim::ByteStream;
 
 /// Every backend the suite runs on. `cpu` is the golden reference device.
-pub const BACKENDS: &[&str] = &["cpu", "sim"];
+pub const BACKENDS: &[&str] = &["cpu", "sim", "verilator"];
 
 /// Backends that simulate the RTL cycle by cycle (their cycle counts must agree).
-pub const RTL_BACKENDS: &[&str] = &["sim"];
+pub const RTL_BACKENDS: &[&str] = &["sim", "verilator"];
 
 /// Opens `backend` through the driver, panicking with the backend's own message if it cannot.
 pub fn device(backend: &str, cfg: &Config) -> Box<dyn Device> {
@@ -29,6 +29,10 @@ pub fn stream(backend: &str, cfg: &Config) -> Box<dyn ByteStream> {
         "sim" => Box::new(
             RtlDevice::new(cfg, RtlOptions::default())
                 .unwrap_or_else(|e| panic!("backend `sim` cannot run: {e}")),
+        ),
+        "verilator" => Box::new(
+            trimac_verilator::VerilatorDevice::new(cfg, Default::default())
+                .unwrap_or_else(|e| panic!("backend `verilator` cannot run: {e}")),
         ),
         other => panic!("no raw stream for backend `{other}`"),
     }
