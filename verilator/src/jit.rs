@@ -13,6 +13,18 @@ use trimac_toolchain::Tool;
 
 const SHIM_H: &str = include_str!("../csrc/shim.h");
 const SHIM_CPP: &str = include_str!("../csrc/shim.cpp");
+const LZ4_COMPAT: &str = include_str!("../csrc/compat/lz4.h");
+
+/// Waveform support compiled into a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Trace {
+    /// None.
+    Off,
+    /// VCD (`--trace-vcd`).
+    Vcd,
+    /// FST (`--trace-fst`; needs zlib and the LZ4 library).
+    Fst,
+}
 
 /// The constructor symbol of every on-demand library.
 pub(crate) const NEW_SYMBOL: &str = "trimac_vl_new_jit";
@@ -21,7 +33,7 @@ pub(crate) const NEW_SYMBOL: &str = "trimac_vl_new_jit";
 const STALE_LOCK: Duration = Duration::from_secs(30 * 60);
 
 /// Builds (or finds in the cache) the shared library of the model of `cfg`; returns its path.
-pub(crate) fn library(cfg: &Config, traced: bool) -> Result<PathBuf, String> {
+pub(crate) fn library(cfg: &Config, trace: Trace) -> Result<PathBuf, String> {
     let v = trimac_toolchain::locate(Tool::Verilator).map_err(|e| e.to_string())?;
     let version = run(v.command().arg("--version"))?.trim().to_string();
     let vroot = run(v.command().args(["--getenv", "VERILATOR_ROOT"]))?;
@@ -48,13 +60,17 @@ pub(crate) fn library(cfg: &Config, traced: bool) -> Result<PathBuf, String> {
     })?;
 
     let verilog = trimac_hdl::verilog::emit_top(cfg);
-    let hash = fnv(&format!("{common}|{traced}|{verilog}"));
+    let hash = fnv(&format!("{common}|{trace:?}|{verilog}"));
     let class = format!("Vtop_jit{hash:016x}");
     let dir = cache.join(format!(
         "jit-r{}c{}{}-{hash:016x}",
         cfg.rows,
         cfg.cols,
-        if traced { "-vcd" } else { "" }
+        match trace {
+            Trace::Off => "",
+            Trace::Vcd => "-vcd",
+            Trace::Fst => "-fst",
+        }
     ));
     locked_build(&dir, |tmp| {
         let src = tmp.join("top.v");
@@ -66,8 +82,14 @@ pub(crate) fn library(cfg: &Config, traced: bool) -> Result<PathBuf, String> {
             .arg(&class)
             .arg("--Mdir")
             .arg(&mdir);
-        if traced {
-            c.arg("--trace-vcd");
+        match trace {
+            Trace::Off => {}
+            Trace::Vcd => {
+                c.arg("--trace-vcd");
+            }
+            Trace::Fst => {
+                c.arg("--trace-fst");
+            }
         }
         c.arg(&src);
         run(&mut c).map_err(|e| format!("verilating {}: {e}", cfg.array_name()))?;
@@ -86,11 +108,20 @@ pub(crate) fn library(cfg: &Config, traced: bool) -> Result<PathBuf, String> {
             .collect();
         sources.sort();
         sources.push(model);
-        let defines: &[&str] = if traced {
-            &["VM_TRACE=1", "VM_TRACE_VCD=1", "TRIMAC_TRACE=1"]
-        } else {
-            &[]
+        let defines: &[&str] = match trace {
+            Trace::Off => &[],
+            Trace::Vcd => &["VM_TRACE=1", "VM_TRACE_VCD=1", "TRIMAC_TRACE=1"],
+            Trace::Fst => &["VM_TRACE=1", "VM_TRACE_FST=1", "TRIMAC_TRACE=2"],
         };
+        let mut libs = Vec::new();
+        if trace == Trace::Fst {
+            let compat = tmp.join("compat");
+            std::fs::create_dir_all(&compat).map_err(|e| e.to_string())?;
+            std::fs::write(compat.join("lz4.h"), LZ4_COMPAT).map_err(|e| e.to_string())?;
+            sources.push(include.join("verilated_fst_c.cpp"));
+            libs.push(system_library("z").map_err(|e| format!("FST waveforms: {e}"))?);
+            libs.push(system_library("lz4").map_err(|e| format!("FST waveforms: {e}"))?);
+        }
         compile_all(
             &cxx,
             &include,
@@ -105,11 +136,42 @@ pub(crate) fn library(cfg: &Config, traced: bool) -> Result<PathBuf, String> {
         link.args(["-shared", "-Wl,-Bsymbolic", "-o"])
             .arg(tmp.join("libmodel.so"))
             .args(&objects)
+            .args(&libs)
             .arg("-lpthread");
         run(&mut link).map_err(|e| format!("linking {}: {e}", cfg.array_name()))?;
         Ok(())
     })?;
     Ok(dir.join("libmodel.so"))
+}
+
+/// The shared library `lib<name>.so` (or its versioned file, when the development symlink is
+/// not installed) in the usual library directories.
+fn system_library(name: &str) -> Result<PathBuf, String> {
+    let dirs = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+        "/lib64",
+        "/lib",
+    ];
+    for d in dirs {
+        for f in [format!("lib{name}.so"), format!("lib{name}.so.1")] {
+            let p = Path::new(d).join(f);
+            if p.exists() {
+                return Ok(p);
+            }
+        }
+    }
+    Err(format!(
+        "no lib{name}.so found (Debian: apt-get install {}); write a .vcd instead",
+        if name == "z" {
+            "zlib1g-dev"
+        } else {
+            "liblz4-1"
+        }
+    ))
 }
 
 fn objects_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
@@ -147,6 +209,8 @@ fn compile_all(
             for d in includes {
                 c.arg(format!("-I{}", d.display()));
             }
+            // Fallback headers (lz4.h), after the system's own.
+            c.arg("-idirafter").arg(out.join("compat"));
             for d in ["VM_COVERAGE=0", "VM_SC=0", "VM_TIMING=0"]
                 .iter()
                 .chain(defines)

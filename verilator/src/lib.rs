@@ -27,8 +27,9 @@ use trimac_sim::stream::{ByteStream, LinkError};
 /// Options of the Verilator backend.
 #[derive(Clone, Debug, Default)]
 pub struct VerilatorOptions {
-    /// Write a waveform of the whole session to this file (VCD). Needs a size built with
-    /// waveform support (`TRIMAC_VERILATOR_TRACE_SIZES`, default 4x4 and 8x8).
+    /// Write a waveform of the whole session to this file: FST when the name ends in `.fst`,
+    /// VCD otherwise. VCD models of 4x4 and 8x8 are linked in (`TRIMAC_VERILATOR_TRACE_SIZES`);
+    /// other sizes and FST are built on demand.
     pub trace: Option<PathBuf>,
 }
 
@@ -107,8 +108,11 @@ static LOADED: Mutex<Option<HashMap<PathBuf, (ffi::NewFn, &'static ffi::Function
 
 /// The model of a configuration that is not linked in: built (or found in the cache) and
 /// loaded once per process.
-fn on_demand(cfg: &Config, traced: bool) -> Result<(ffi::NewFn, &'static ffi::Functions), String> {
-    let path = jit::library(cfg, traced).map_err(|e| {
+fn on_demand(
+    cfg: &Config,
+    trace: jit::Trace,
+) -> Result<(ffi::NewFn, &'static ffi::Functions), String> {
+    let path = jit::library(cfg, trace).map_err(|e| {
         format!(
             "building the verilated {} model on demand failed: {e}",
             cfg.array_name()
@@ -151,19 +155,22 @@ impl VerilatorDevice {
         if let Some(why) = ffi::BUILD_ERROR {
             return Err(format!("the Verilator backend is not available: {why}"));
         }
-        if let Some(p) = &opts.trace {
-            if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("fst")) {
-                return Err(format!(
-                    "{}: the Verilator backend writes VCD waveforms; name the file .vcd \
-                     (FST needs lz4 headers, see docs/verilator.md)",
-                    p.display()
-                ));
+        let trace = match &opts.trace {
+            None => jit::Trace::Off,
+            Some(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("fst")) => {
+                jit::Trace::Fst
             }
-        }
-        let traced = opts.trace.is_some();
+            Some(_) => jit::Trace::Vcd,
+        };
+        let traced = trace != jit::Trace::Off;
         let default_cfg = *cfg == Config::new(cfg.rows, cfg.cols).map_err(|e| e.to_string())?;
+        // FST models are only built on demand.
         let linked = ffi::MODELS.iter().find(|m| {
-            default_cfg && m.rows == cfg.rows && m.cols == cfg.cols && m.traced == traced
+            default_cfg
+                && trace != jit::Trace::Fst
+                && m.rows == cfg.rows
+                && m.cols == cfg.cols
+                && m.traced == traced
         });
         let model = match (linked, ffi::LINKED) {
             (Some(entry), Some(functions)) => {
@@ -173,7 +180,7 @@ impl VerilatorDevice {
                 if std::env::var_os(NO_JIT_ENV).is_some_and(|v| v == "1") {
                     return Err(not_built(cfg, traced));
                 }
-                let (new, functions) = on_demand(cfg, traced)?;
+                let (new, functions) = on_demand(cfg, trace)?;
                 ffi::Handle::new(new, functions, opts.trace.as_deref())?
             }
         };

@@ -266,6 +266,30 @@ fn non_default_configurations_are_built_on_demand_and_equal_rust_hdl() {
 }
 
 #[test]
+fn trace_writes_an_fst_when_the_name_ends_in_fst() {
+    let cfg = Config::new(4, 4).unwrap();
+    let path = std::env::temp_dir().join(format!("trimac-vl-{}.fst", std::process::id()));
+    let cycles = {
+        let mut dev = VerilatorDevice::new(
+            &cfg,
+            VerilatorOptions {
+                trace: Some(path.clone()),
+            },
+        )
+        .unwrap();
+        dev.send(&request(Opcode::Info, &[])).unwrap();
+        dev.recv(4 + protocol::INFO_LEN + 2, 100_000).unwrap();
+        dev.cycles().unwrap()
+    };
+    let bytes = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    // An FST file starts with its header block (type 0) and is far smaller than a VCD.
+    assert!(bytes.len() > 100, "FST of {} bytes", bytes.len());
+    assert_eq!(bytes[0], 0, "FST header block");
+    assert!(cycles > 40);
+}
+
+#[test]
 fn trace_writes_a_vcd_of_the_session() {
     let cfg = Config::new(4, 4).unwrap();
     let path = std::env::temp_dir().join(format!("trimac-vl-{}.vcd", std::process::id()));
