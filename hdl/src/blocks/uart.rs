@@ -112,7 +112,7 @@ impl Logic for UartTx {
             self.shift.d.next = self.shift.q.val() >> 1;
             self.bits_left.d.next = self.bits_left.q.val() - 1;
             self.count.d.next = self.last_count.val();
-            self.line_n.d.next = !(self.shift.q.val() >> 1).get_bit(0);
+            self.line_n.d.next = !self.shift.q.val().get_bit(1);
             if self.bits_left.q.val() == 1 {
                 self.line_n.d.next = false;
             }
@@ -143,7 +143,7 @@ pub struct UartRx {
     /// Receiving a frame.
     busy: DFF<bool>,
     /// Bit being sampled next: 0 start, 1..=8 data, 9 stop.
-    bit: DFF<Bits<4>>,
+    bit_idx: DFF<Bits<4>>,
     /// Cycles until the next sample, minus one.
     count: DFF<Bits<16>>,
     shift: DFF<Bits<8>>,
@@ -173,7 +173,7 @@ impl UartRx {
             sync2_n: Default::default(),
             prev_n: Default::default(),
             busy: Default::default(),
-            bit: Default::default(),
+            bit_idx: Default::default(),
             count: Default::default(),
             shift: Default::default(),
             out: Default::default(),
@@ -193,7 +193,7 @@ impl Logic for UartRx {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, sync1_n, sync2_n, prev_n, busy, bit, count, shift, out, out_valid,
+            self, clock, sync1_n, sync2_n, prev_n, busy, bit_idx, count, shift, out, out_valid,
             out_error
         );
         self.sync1_n.d.next = !self.rx.val();
@@ -206,19 +206,19 @@ impl Logic for UartRx {
             if !self.line.val() & !self.prev_n.q.val() {
                 // A falling edge: the start bit, perhaps.
                 self.busy.d.next = true;
-                self.bit.d.next = bits::<4>(0);
+                self.bit_idx.d.next = bits::<4>(0);
                 self.count.d.next = self.half_count.val();
             }
         } else if self.count.q.val() == 0 {
             // The middle of a bit.
             self.count.d.next = self.last_count.val();
-            self.bit.d.next = self.bit.q.val() + 1;
-            if self.bit.q.val() == 0 {
+            self.bit_idx.d.next = self.bit_idx.q.val() + 1;
+            if self.bit_idx.q.val() == 0 {
                 if self.line.val() {
                     // The start bit is gone at its middle: a glitch.
                     self.busy.d.next = false;
                 }
-            } else if self.bit.q.val() == self.stop_bit.val() {
+            } else if self.bit_idx.q.val() == self.stop_bit.val() {
                 self.busy.d.next = false;
                 if self.line.val() {
                     self.out.d.next = self.shift.q.val();
