@@ -16,7 +16,7 @@ use trimac_sim::stream::ByteStream;
 use trimac_verilator::{VerilatorDevice, VerilatorOptions};
 
 /// Backend names [`open`] knows.
-pub const BACKENDS: [&str; 3] = ["cpu", "sim", "verilator"];
+pub const BACKENDS: [&str; 4] = ["cpu", "sim", "verilator", "serial"];
 
 /// The operations of the command protocol, as the rest of the driver uses them.
 pub trait Device {
@@ -284,6 +284,11 @@ pub fn open(
                 .map_err(|e| DriverError::Backend(format!("verilator backend: {e}")))?;
             connect(vl, cfg)
         }
+        "serial" => Err(DriverError::Backend(
+            "the serial backend needs a port: pass --port PATH (a board's serial port, or the \
+             path `trimac serve --pty` prints); from Rust use trimac_driver::serial::open"
+                .into(),
+        )),
         other => Err(DriverError::Backend(format!(
             "unknown backend `{other}`; known backends: {}",
             BACKENDS.join(", ")

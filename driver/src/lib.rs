@@ -11,3 +11,4 @@ pub mod layout;
 pub mod mlp;
 pub mod model;
 pub mod npy;
+pub mod serial;
