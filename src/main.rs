@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod fpga_cmd;
 mod report;
 mod toolchain_cmd;
 
@@ -46,6 +47,12 @@ enum Command {
     Toolchain(toolchain_cmd::ToolchainArgs),
     /// Measure GEMM and GEMV cycles, utilization and simulation speed on random data.
     Bench(bench::BenchArgs),
+    /// Build a bitstream for a board, with a utilization and timing report.
+    Build(fpga_cmd::BuildArgs),
+    /// Load a bitstream onto a board.
+    Flash(fpga_cmd::FlashArgs),
+    /// A virtual board: a simulated device behind a pseudo-terminal (a board's serial port).
+    Serve(fpga_cmd::ServeArgs),
 }
 
 /// Which device to talk to.
@@ -65,6 +72,12 @@ struct DeviceArgs {
     /// Write a VCD waveform of the session (verilator backend only).
     #[arg(long)]
     trace: Option<PathBuf>,
+    /// Serial port of a board or a virtual board (`--backend serial`).
+    #[arg(long)]
+    port: Option<String>,
+    /// Baud rate of the serial port (`--backend serial`).
+    #[arg(long, default_value_t = trimac_driver::serial::DEFAULT_BAUD)]
+    baud: u32,
 }
 
 impl DeviceArgs {
@@ -74,6 +87,12 @@ impl DeviceArgs {
     }
 
     fn open(&self) -> CliResult<Box<dyn Device>> {
+        if let (Some(port), "serial") = (&self.port, self.backend.as_str()) {
+            return Ok(trimac_driver::serial::open(port, self.baud, &self.config()?)?);
+        }
+        if self.port.is_some() {
+            return Err("--port is for --backend serial".into());
+        }
         let opts = OpenOptions {
             vcd: match (&self.vcd, &self.trace, self.backend.as_str()) {
                 (Some(_), _, "verilator") => {
@@ -149,6 +168,9 @@ fn main() -> ExitCode {
         Command::Info(a) => info(&a),
         Command::Toolchain(a) => toolchain_cmd::toolchain(&a),
         Command::Bench(a) => bench::bench(&a),
+        Command::Build(a) => fpga_cmd::build_cmd(&a),
+        Command::Flash(a) => fpga_cmd::flash_cmd(&a),
+        Command::Serve(a) => fpga_cmd::serve_cmd(&a),
     };
     match result {
         Ok(code) => code,
@@ -398,6 +420,8 @@ mod tests {
             array: array.into(),
             vcd: None,
             trace: None,
+            port: None,
+            baud: trimac_driver::serial::DEFAULT_BAUD,
         }
     }
 

@@ -607,7 +607,7 @@ fn synthesize(
         String::new()
     };
     let script =
-        format!("read_verilog -sv {stem}.v; {synth}; {json}tee -q -o {stem}-stat.json stat -json");
+        format!("read_verilog {stem}.v; {synth}; {json}tee -q -o {stem}-stat.json stat -json");
     run_tool(
         Tool::Yosys,
         &["-q".into(), "-p".into(), script],

@@ -13,3 +13,4 @@ pub mod flash;
 pub mod flow;
 pub mod pll;
 pub mod top;
+pub mod virtual_board;
