@@ -69,7 +69,7 @@ struct DeviceArgs {
     /// Write a VCD waveform of the session (sim backend only).
     #[arg(long)]
     vcd: Option<PathBuf>,
-    /// Write a VCD waveform of the session (verilator backend only).
+    /// Write a waveform of the session: FST if FILE ends in .fst, else VCD (verilator backend).
     #[arg(long)]
     trace: Option<PathBuf>,
     /// Serial port of a board or a virtual board (`--backend serial`).

@@ -95,3 +95,32 @@ pub fn toolchain(a: &ToolchainArgs) -> Result<ExitCode, Box<dyn Error>> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_runs_and_reports_the_installed_toolchain() {
+        // Installed by scripts/install-toolchain.sh before the tests; a missing tool fails.
+        let args = ToolchainArgs {
+            command: ToolchainCommand::Status { json: true },
+        };
+        let code = toolchain(&args).unwrap();
+        let verilator = trimac_toolchain::status()
+            .into_iter()
+            .find(|s| s.tool == trimac_toolchain::Tool::Verilator)
+            .unwrap();
+        assert!(verilator.ok, "{verilator}");
+        // Exit status: success exactly when every tool is ok.
+        let all_ok = trimac_toolchain::status().iter().all(|s| s.ok);
+        assert_eq!(code == ExitCode::SUCCESS, all_ok);
+    }
+
+    #[test]
+    fn install_is_idempotent_once_installed() {
+        let r = trimac_toolchain::install(&mut |_| {}).unwrap();
+        assert!(r.already_installed);
+        assert_eq!(r.pins.len(), trimac_toolchain::pins().len());
+    }
+}
