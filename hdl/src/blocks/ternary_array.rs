@@ -4,6 +4,10 @@
 //! right one PE per cycle; partial sums start at zero in the top row and move down one PE per
 //! cycle, leaving the bottom of column `j` as `sum_i w[i][j] * a[i]`. The shadow weights are
 //! written one row at a time from the `code_in` bus, by the row's `load` strobe.
+//!
+//! Every PE but the first of its row swaps early (from its left neighbour's `swap_in`), and
+//! row `i`'s partial sums are [`Pe::width_for_row`]`(i)` bits wide (see [`Pe`]): the same
+//! sums from fewer LUTs and flip-flops.
 
 use super::pe::Pe;
 use crate::config::PSUM_BITS;
@@ -27,6 +31,7 @@ pub struct TernaryArray {
     pes: Vec<Pe>,
     _rows: usize,
     _cols: usize,
+    _cols_upto2: usize,
 }
 
 impl TernaryArray {
@@ -44,9 +49,12 @@ impl TernaryArray {
             load: (0..rows).map(|_| Default::default()).collect(),
             code_in: (0..cols).map(|_| Default::default()).collect(),
             psum_out: (0..cols).map(|_| Default::default()).collect(),
-            pes: (0..rows * cols).map(|_| Pe::default()).collect(),
+            pes: (0..rows * cols)
+                .map(|k| Pe::new(Pe::width_for_row(k / cols), k % cols > 0))
+                .collect(),
             _rows: rows,
             _cols: cols,
+            _cols_upto2: cols.min(2),
         }
     }
 }
@@ -66,9 +74,18 @@ impl Logic for TernaryArray {
                     }
                     self.pes[i * c].act_in.next = self.act_in[i].val();
                     self.pes[i * c].swap_in.next = self.swap_in[i].val();
+                    self.pes[i * c].swap_pre.next = false;
                     for j in 1..self._cols {
                         self.pes[i * c + j].act_in.next = self.pes[i * c + j - 1].act_out.val();
                         self.pes[i * c + j].swap_in.next = self.pes[i * c + j - 1].swap_out.val();
+                    }
+                    // One cycle ahead: what the left neighbour sees now (taken from its
+                    // source, not from the neighbour's input, so it settles in one pass).
+                    for j in 1..self._cols_upto2 {
+                        self.pes[i * c + j].swap_pre.next = self.swap_in[i].val();
+                    }
+                    for j in 2..self._cols {
+                        self.pes[i * c + j].swap_pre.next = self.pes[i * c + j - 2].swap_out.val();
                     }
                 }
                 for j in 0..self._cols {
