@@ -162,9 +162,6 @@ pub struct Board {
     pub result_depth: usize,
     /// Accumulator depth (largest M).
     pub max_m: usize,
-    /// Store each weight word in one wide single-port RAM (iCE40 SPRAM) instead of one RAM
-    /// per column.
-    pub wide_weight_ram: bool,
     /// Chip resources.
     pub resources: Resources,
     /// How to program it.
@@ -227,7 +224,7 @@ pub const BOARDS: &[Board] = &[
         osc_hz: 12_000_000,
         osc: pin("clk_osc", "35", ""),
         pll_input: PllInput::Ice40Pad,
-        clock_hz: 48_000_000,
+        clock_hz: 18_000_000,
         baud: 3_000_000,
         uart_rx: pin("uart_rx", "6", ""),
         uart_tx: pin("uart_tx", "9", ""),
@@ -240,12 +237,11 @@ pub const BOARDS: &[Board] = &[
         leds_active_low: true,
         leds_rgb_driver: false,
         tie_high: &[],
-        array: (8, 4),
+        array: (2, 4),
         weight_depth: 2048,
         act_depth: 512,
         result_depth: 256,
         max_m: 256,
-        wide_weight_ram: false,
         resources: UP5K,
         programmer: Programmer::OpenFpgaLoader {
             board: "icebreaker",
@@ -264,7 +260,7 @@ pub const BOARDS: &[Board] = &[
         osc_hz: 12_000_000,
         osc: pin("clk_osc", "20", ""),
         pll_input: PllInput::Ice40Core,
-        clock_hz: 48_000_000,
+        clock_hz: 18_000_000,
         baud: 3_000_000,
         uart_rx: pin("uart_rx", "15", ""),
         uart_tx: pin("uart_tx", "14", ""),
@@ -278,12 +274,11 @@ pub const BOARDS: &[Board] = &[
         leds_active_low: false,
         leds_rgb_driver: true,
         tie_high: &[pin("flash_cs_n", "16", "")],
-        array: (8, 4),
+        array: (2, 4),
         weight_depth: 2048,
         act_depth: 512,
         result_depth: 256,
         max_m: 256,
-        wide_weight_ram: false,
         resources: UP5K,
         programmer: Programmer::OpenFpgaLoaderCable { cable: "ft232" },
         ecppack_args: &[],
@@ -317,7 +312,6 @@ pub const BOARDS: &[Board] = &[
         act_depth: 2048,
         result_depth: 512,
         max_m: 512,
-        wide_weight_ram: false,
         resources: LFE5U_85F,
         programmer: Programmer::OpenFpgaLoader { board: "ulx3s" },
         ecppack_args: &["--compress"],
@@ -349,7 +343,6 @@ pub const BOARDS: &[Board] = &[
         act_depth: 1024,
         result_depth: 512,
         max_m: 512,
-        wide_weight_ram: false,
         resources: LFE5U_25F,
         programmer: Programmer::OpenFpgaLoader { board: "ulx3s" },
         ecppack_args: &["--compress"],
@@ -385,7 +378,6 @@ pub const BOARDS: &[Board] = &[
         act_depth: 1024,
         result_depth: 512,
         max_m: 512,
-        wide_weight_ram: false,
         resources: LFE5U_25F,
         programmer: Programmer::DfuUtil {
             usb_id: "1209:5af0",
@@ -485,7 +477,6 @@ mod tests {
             if b.leds_rgb_driver {
                 assert_eq!(b.leds.len(), 3, "{}: the RGB driver has 3 pins", b.name);
             }
-            assert!(!b.wide_weight_ram || b.resources.sprams > 0, "{}", b.name);
         }
         for name in [
             "icebreaker",

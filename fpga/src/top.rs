@@ -22,7 +22,8 @@ use trimac_hdl::Config;
 /// (87 ms at 48 MHz).
 pub const STRETCH_BITS: usize = 22;
 
-/// Bit of the free-running counter that drives the heartbeat LED.
+/// Bit of the free-running counter that drives the heartbeat LED (written as a literal in
+/// `update`: the Verilog generator does not resolve constants in bit selects).
 pub const HEARTBEAT_BIT: usize = 25;
 
 /// Board-independent top-level: the accelerator behind a UART, with its clock and reset.
@@ -193,7 +194,7 @@ impl Logic for BoardTop {
         if self.serial.rx_error.val() {
             self.err_led.d.next = !bits::<STRETCH_BITS>(0);
         }
-        self.led_heartbeat.next = self.heartbeat.q.val().get_bit(HEARTBEAT_BIT);
+        self.led_heartbeat.next = self.heartbeat.q.val().get_bit(25);
         self.led_rx.next = self.rx_led.q.val().any();
         self.led_tx.next = self.tx_led.q.val().any();
         self.led_error.next = self.err_led.q.val().any();
