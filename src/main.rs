@@ -88,7 +88,11 @@ impl DeviceArgs {
 
     fn open(&self) -> CliResult<Box<dyn Device>> {
         if let (Some(port), "serial") = (&self.port, self.backend.as_str()) {
-            return Ok(trimac_driver::serial::open(port, self.baud, &self.config()?)?);
+            return Ok(trimac_driver::serial::open(
+                port,
+                self.baud,
+                &self.config()?,
+            )?);
         }
         if self.port.is_some() {
             return Err("--port is for --backend serial".into());
