@@ -7,6 +7,10 @@
 //! row's partial sums to the bottom of the array. The last tile stops after `max(m, rows)`
 //! steps, then the controller waits `rows + cols + DRAIN_EXTRA` cycles for the last result to
 //! be written. See docs/architecture.md for why this schedule never stalls.
+//!
+//! For the clock rate, no decision chains an add into a compare: the tile counters count down
+//! to zero beside the K/N-tile indices, and the step that ends a tile is a register refreshed
+//! every cycle (a tile lasts at least two steps, so its step 0 never needs it).
 
 use rust_hdl::prelude::*;
 
@@ -74,13 +78,15 @@ pub struct Controller {
     pub tok_out: Signal<Out, Bits<16>>,
     rows: Constant<Bits<16>>,
     cols: Constant<Bits<16>>,
-    drain_len: Constant<Bits<16>>,
+    drain_last: Constant<Bits<16>>,
     state: DFF<RunState>,
     step: DFF<Bits<16>>,
     kt: DFF<Bits<16>>,
-    nt: DFF<Bits<16>>,
-    period: DFF<Bits<16>>,
-    last_steps: DFF<Bits<16>>,
+    kt_left: DFF<Bits<16>>,
+    nt_left: DFF<Bits<16>>,
+    period_last: DFF<Bits<16>>,
+    last_tile_last: DFF<Bits<16>>,
+    end_step: DFF<Bits<16>>,
     act_row: DFF<Bits<16>>,
     act_next: DFF<Bits<16>>,
     out_row: DFF<Bits<16>>,
@@ -89,7 +95,6 @@ pub struct Controller {
     drain: DFF<Bits<16>>,
     cycles: DFF<Bits<32>>,
     last_tile: Signal<Local, bool>,
-    end_step: Signal<Local, Bits<16>>,
     kt_last: Signal<Local, bool>,
     issuing_act: Signal<Local, bool>,
     shape_max: Signal<Local, Bits<16>>,
@@ -98,7 +103,7 @@ pub struct Controller {
 impl Controller {
     /// A controller for an array of `rows x cols`.
     pub fn new(rows: usize, cols: usize) -> Self {
-        assert!((1..=255).contains(&rows) && (1..=255).contains(&cols));
+        assert!((2..=255).contains(&rows) && (1..=255).contains(&cols));
         Self {
             clock: Default::default(),
             reset: Default::default(),
@@ -124,13 +129,15 @@ impl Controller {
             tok_out: Default::default(),
             rows: Constant::new((rows as u64).into()),
             cols: Constant::new((cols as u64).into()),
-            drain_len: Constant::new(((rows + cols + DRAIN_EXTRA) as u64).into()),
+            drain_last: Constant::new(((rows + cols + DRAIN_EXTRA - 1) as u64).into()),
             state: Default::default(),
             step: Default::default(),
             kt: Default::default(),
-            nt: Default::default(),
-            period: Default::default(),
-            last_steps: Default::default(),
+            kt_left: Default::default(),
+            nt_left: Default::default(),
+            period_last: Default::default(),
+            last_tile_last: Default::default(),
+            end_step: Default::default(),
             act_row: Default::default(),
             act_next: Default::default(),
             out_row: Default::default(),
@@ -139,7 +146,6 @@ impl Controller {
             drain: Default::default(),
             cycles: Default::default(),
             last_tile: Default::default(),
-            end_step: Default::default(),
             kt_last: Default::default(),
             issuing_act: Default::default(),
             shape_max: Default::default(),
@@ -151,21 +157,37 @@ impl Logic for Controller {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, state, step, kt, nt, period, last_steps, act_row, act_next, out_row,
-            out_next, wt_next, drain, cycles
+            self,
+            clock,
+            state,
+            step,
+            kt,
+            kt_left,
+            nt_left,
+            period_last,
+            last_tile_last,
+            end_step,
+            act_row,
+            act_next,
+            out_row,
+            out_next,
+            wt_next,
+            drain,
+            cycles
         );
-        self.kt_last.next = self.kt.q.val() + 1 == self.k_tiles.val();
-        self.last_tile.next = self.kt_last.val() & (self.nt.q.val() + 1 == self.n_tiles.val());
-        self.end_step.next = self.period.q.val() - 1;
+        self.kt_last.next = self.kt_left.q.val() == 0;
+        self.last_tile.next = self.kt_last.val() & (self.nt_left.q.val() == 0);
+        // The last step of the tile in progress, for the next cycle's compare.
+        self.end_step.d.next = self.period_last.q.val();
         if self.last_tile.val() {
-            self.end_step.next = self.last_steps.q.val() - 1;
+            self.end_step.d.next = self.last_tile_last.q.val();
         }
         self.issuing_act.next =
             (self.state.q.val() == RunState::Issue) & (self.step.q.val() < self.m.val());
         // Outputs: what to issue this cycle.
         self.busy.next = self.state.q.val() != RunState::Idle;
-        self.done.next = (self.state.q.val() == RunState::Drain)
-            & (self.drain.q.val() + 1 == self.drain_len.val());
+        self.done.next =
+            (self.state.q.val() == RunState::Drain) & (self.drain.q.val() == self.drain_last.val());
         self.run_cycles.next = self.cycles.q.val();
         self.act_valid.next = self.issuing_act.val();
         self.act_addr.next = self.act_next.q.val();
@@ -189,15 +211,18 @@ impl Logic for Controller {
                     self.state.d.next = RunState::Issue;
                     self.step.d.next = 0.into();
                     self.kt.d.next = 0.into();
-                    self.nt.d.next = 0.into();
+                    self.kt_left.d.next = self.k_tiles.val() - 1;
+                    self.nt_left.d.next = self.n_tiles.val() - 1;
                     self.cycles.d.next = 1.into();
-                    self.period.d.next = self.shape_max.val();
+                    // Step 0 is never a tile's last: no match until the register refreshes.
+                    self.end_step.d.next = 0xFFFF.into();
+                    self.period_last.d.next = self.shape_max.val() - 1;
                     if self.m.val() > self.shape_max.val() {
-                        self.period.d.next = self.m.val();
+                        self.period_last.d.next = self.m.val() - 1;
                     }
-                    self.last_steps.d.next = self.rows.val();
+                    self.last_tile_last.d.next = self.rows.val() - 1;
                     if self.m.val() > self.rows.val() {
-                        self.last_steps.d.next = self.m.val();
+                        self.last_tile_last.d.next = self.m.val() - 1;
                     }
                     self.act_row.d.next = self.act_base.val();
                     self.act_next.d.next = self.act_base.val();
@@ -216,20 +241,22 @@ impl Logic for Controller {
                     self.wt_next.d.next = self.wt_next.q.val() + 1;
                 }
                 self.step.d.next = self.step.q.val() + 1;
-                if self.step.q.val() == self.end_step.val() {
+                if self.step.q.val() == self.end_step.q.val() {
                     self.step.d.next = 0.into();
                     if self.last_tile.val() {
                         self.state.d.next = RunState::Drain;
                         self.drain.d.next = 0.into();
                     } else if self.kt_last.val() {
                         self.kt.d.next = 0.into();
-                        self.nt.d.next = self.nt.q.val() + 1;
+                        self.kt_left.d.next = self.k_tiles.val() - 1;
+                        self.nt_left.d.next = self.nt_left.q.val() - 1;
                         self.act_row.d.next = self.act_base.val();
                         self.act_next.d.next = self.act_base.val();
                         self.out_row.d.next = self.out_row.q.val() + 1;
                         self.out_next.d.next = self.out_row.q.val() + 1;
                     } else {
                         self.kt.d.next = self.kt.q.val() + 1;
+                        self.kt_left.d.next = self.kt_left.q.val() - 1;
                         self.act_row.d.next = self.act_row.q.val() + 1;
                         self.act_next.d.next = self.act_row.q.val() + 1;
                         self.out_next.d.next = self.out_row.q.val();
@@ -239,7 +266,7 @@ impl Logic for Controller {
             RunState::Drain => {
                 self.cycles.d.next = self.cycles.q.val() + 1;
                 self.drain.d.next = self.drain.q.val() + 1;
-                if self.drain.q.val() + 1 == self.drain_len.val() {
+                if self.drain.q.val() == self.drain_last.val() {
                     self.state.d.next = RunState::Idle;
                 }
             }
