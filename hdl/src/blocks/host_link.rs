@@ -156,6 +156,7 @@ pub struct HostLink {
     max_m: Constant<Bits<32>>,
     clock_hz: Constant<Bits<32>>,
     frame_timeout: Constant<Bits<32>>,
+    idle_last: Constant<Bits<32>>,
     weight_tiles: Constant<Bits<32>>,
     row_shift: Constant<Bits<5>>,
     w_word_shift: Constant<Bits<5>>,
@@ -172,11 +173,15 @@ pub struct HostLink {
     opcode: DFF<Bits<8>>,
     len: DFF<Bits<16>>,
     count: DFF<Bits<16>>,
+    remain: DFF<Bits<16>>,
     crc: DFF<Bits<16>>,
     crc_rx: DFF<Bits<16>>,
+    tx_byte: DFF<Bits<8>>,
+    tx_pend: DFF<bool>,
     idle: DFF<Bits<32>>,
     status: DFF<Bits<8>>,
     reply_len: DFF<Bits<16>>,
+    reply_last: DFF<Bits<16>>,
     // WRITE.
     w_mem: DFF<Bits<8>>,
     w_addr: DFF<Bits<16>>,
@@ -187,6 +192,10 @@ pub struct HostLink {
     w_sel: DFF<Bits<32>>,
     w_pend: DFF<bool>,
     w_pend_good: DFF<bool>,
+    w_data_len: DFF<Bits<16>>,
+    w_room: DFF<Bits<32>>,
+    w_no_room: DFF<bool>,
+    w_len_bad: DFF<bool>,
     // READ.
     r_mem: DFF<Bits<8>>,
     r_addr: DFF<Bits<16>>,
@@ -194,6 +203,8 @@ pub struct HostLink {
     r_bytes: DFF<Bits<32>>,
     r_sel: DFF<Bits<32>>,
     r_shift: DFF<Bits<5>>,
+    r_end_addr: DFF<Bits<32>>,
+    r_range_bad: DFF<bool>,
     // CONFIGURE: pending fields, products for the checks, and the active layer.
     p_m: DFF<Bits<16>>,
     p_kt: DFF<Bits<16>>,
@@ -207,6 +218,10 @@ pub struct HostLink {
     prod_mk: DFF<Bits<32>>,
     prod_nk: DFF<Bits<32>>,
     prod_mn: DFF<Bits<32>>,
+    act_end: DFF<Bits<32>>,
+    wt_end: DFF<Bits<32>>,
+    out_end: DFF<Bits<32>>,
+    cfg_bad_q: DFF<bool>,
     c_m: DFF<Bits<16>>,
     c_kt: DFF<Bits<16>>,
     c_nt: DFF<Bits<16>>,
@@ -231,11 +246,10 @@ pub struct HostLink {
     crc_next: Signal<Local, Bits<16>>,
     full_len: Signal<Local, Bits<16>>,
     hdr_addr: Signal<Local, Bits<32>>,
-    data_len: Signal<Local, Bits<32>>,
+    w_words: Signal<Local, Bits<32>>,
     byte_bad: Signal<Local, bool>,
     word_end: Signal<Local, bool>,
     cfg_bad: Signal<Local, bool>,
-    read_bad: Signal<Local, bool>,
     word: Signal<Local, Bits<32>>,
     r_depth: Signal<Local, Bits<32>>,
     r_end: Signal<Local, bool>,
@@ -328,6 +342,7 @@ impl HostLink {
             max_m: k32(cfg.max_m as u64),
             clock_hz: k32(cfg.clock_hz as u64),
             frame_timeout: k32(cfg.frame_timeout_cycles as u64),
+            idle_last: k32(cfg.frame_timeout_cycles as u64 - 1),
             weight_tiles: k32((cfg.weight_depth / cfg.rows) as u64),
             row_shift: k5(log2(cfg.rows)),
             w_word_shift: k5(log2(cfg.weight_word_bytes())),
@@ -343,11 +358,15 @@ impl HostLink {
             opcode: Default::default(),
             len: Default::default(),
             count: Default::default(),
+            remain: Default::default(),
             crc: Default::default(),
             crc_rx: Default::default(),
+            tx_byte: Default::default(),
+            tx_pend: Default::default(),
             idle: Default::default(),
             status: Default::default(),
             reply_len: Default::default(),
+            reply_last: Default::default(),
             w_mem: Default::default(),
             w_addr: Default::default(),
             w_ok: Default::default(),
@@ -357,12 +376,18 @@ impl HostLink {
             w_sel: Default::default(),
             w_pend: Default::default(),
             w_pend_good: Default::default(),
+            w_data_len: Default::default(),
+            w_room: Default::default(),
+            w_no_room: Default::default(),
+            w_len_bad: Default::default(),
             r_mem: Default::default(),
             r_addr: Default::default(),
             r_count: Default::default(),
             r_bytes: Default::default(),
             r_sel: Default::default(),
             r_shift: Default::default(),
+            r_end_addr: Default::default(),
+            r_range_bad: Default::default(),
             p_m: Default::default(),
             p_kt: Default::default(),
             p_nt: Default::default(),
@@ -375,6 +400,10 @@ impl HostLink {
             prod_mk: Default::default(),
             prod_nk: Default::default(),
             prod_mn: Default::default(),
+            act_end: Default::default(),
+            wt_end: Default::default(),
+            out_end: Default::default(),
+            cfg_bad_q: Default::default(),
             c_m: Default::default(),
             c_kt: Default::default(),
             c_nt: Default::default(),
@@ -397,11 +426,10 @@ impl HostLink {
             crc_next: Default::default(),
             full_len: Default::default(),
             hdr_addr: Default::default(),
-            data_len: Default::default(),
+            w_words: Default::default(),
             byte_bad: Default::default(),
             word_end: Default::default(),
             cfg_bad: Default::default(),
-            read_bad: Default::default(),
             word: Default::default(),
             r_depth: Default::default(),
             r_end: Default::default(),
@@ -419,11 +447,15 @@ impl Logic for HostLink {
             opcode,
             len,
             count,
+            remain,
             crc,
             crc_rx,
+            tx_byte,
+            tx_pend,
             idle,
             status,
             reply_len,
+            reply_last,
             w_mem,
             w_addr,
             w_ok,
@@ -433,12 +465,18 @@ impl Logic for HostLink {
             w_sel,
             w_pend,
             w_pend_good,
+            w_data_len,
+            w_room,
+            w_no_room,
+            w_len_bad,
             r_mem,
             r_addr,
             r_count,
             r_bytes,
             r_sel,
             r_shift,
+            r_end_addr,
+            r_range_bad,
             p_m,
             p_kt,
             p_nt,
@@ -451,6 +489,10 @@ impl Logic for HostLink {
             prod_mk,
             prod_nk,
             prod_mn,
+            act_end,
+            wt_end,
+            out_end,
+            cfg_bad_q,
             c_m,
             c_kt,
             c_nt,
@@ -533,6 +575,22 @@ impl Logic for HostLink {
             self.word.next = self.last_run.q.val();
         }
 
+        // CRC-16/CCITT-FALSE. A received byte is absorbed in the cycle it arrives; a sent byte
+        // the cycle after it left (from `tx_byte`), so the reply bytes' path to the serial
+        // transmitter carries no CRC logic. TxCrcLo sends the CRC with a pending byte folded in.
+        self.crc_in.next = self.in_data.val();
+        if self.tx_pend.q.val() {
+            self.crc_in.next = self.tx_byte.q.val();
+        }
+        self.crc_next.next = self.crc.q.val() ^ (bit_cast::<16, 8>(self.crc_in.val()) << 8);
+        for _bit in 0..8 {
+            if self.crc_next.val().get_bit(15) {
+                self.crc_next.next = (self.crc_next.val() << 1) ^ self.k_crc_poly.val();
+            } else {
+                self.crc_next.next = self.crc_next.val() << 1;
+            }
+        }
+
         // Outputs of the current state.
         self.in_ready.next = false;
         self.out_valid.next = false;
@@ -585,6 +643,9 @@ impl Logic for HostLink {
             LinkState::TxCrcLo => {
                 self.out_valid.next = true;
                 self.out_data.next = bit_cast::<8, 16>(self.crc.q.val());
+                if self.tx_pend.q.val() {
+                    self.out_data.next = bit_cast::<8, 16>(self.crc_next.val());
+                }
             }
             LinkState::TxCrcHi => {
                 self.out_valid.next = true;
@@ -594,27 +655,23 @@ impl Logic for HostLink {
         }
         self.rx.next = self.in_valid.val() & self.in_ready.val();
         self.tx.next = self.out_valid.val() & self.out_ready.val();
-
-        // CRC-16/CCITT-FALSE of the byte crossing the link this cycle.
-        self.crc_in.next = self.in_data.val();
-        if self.out_valid.val() {
-            self.crc_in.next = self.out_data.val();
-        }
-        self.crc_next.next = self.crc.q.val() ^ (bit_cast::<16, 8>(self.crc_in.val()) << 8);
-        for _bit in 0..8 {
-            if self.crc_next.val().get_bit(15) {
-                self.crc_next.next = (self.crc_next.val() << 1) ^ self.k_crc_poly.val();
-            } else {
-                self.crc_next.next = self.crc_next.val() << 1;
-            }
-        }
+        self.tx_byte.d.next = self.out_data.val();
+        self.tx_pend.d.next = self.tx.val()
+            & ((self.state.q.val() == LinkState::TxStatus)
+                | (self.state.q.val() == LinkState::TxLenLo)
+                | (self.state.q.val() == LinkState::TxLenHi)
+                | (self.state.q.val() == LinkState::TxPayload));
 
         // Checks, combinational.
         self.full_len.next = self.len.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
         self.hdr_addr.next =
             bit_cast::<32, 16>(self.w_addr.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8));
-        self.data_len.next = bit_cast::<32, 16>(self.len.q.val())
-            - bit_cast::<32, 16>(self.k_write_header_len.val());
+        // WRITE: whole words the payload holds, in the addressed memory's word size.
+        self.w_words.next = bit_cast::<32, 16>(self.w_data_len.q.val()) >> self.a_word_shift.val();
+        if self.w_mem.q.val() == 0 {
+            self.w_words.next =
+                bit_cast::<32, 16>(self.w_data_len.q.val()) >> self.w_word_shift.val();
+        }
         self.byte_bad.next = (self.w_mem.q.val() == 0)
             & ((self.in_data.val().get_bit(1) & !self.in_data.val().get_bit(0))
                 | (self.in_data.val().get_bit(3) & !self.in_data.val().get_bit(2))
@@ -630,10 +687,6 @@ impl Logic for HostLink {
         if self.r_mem.q.val() == 1 {
             self.r_depth.next = self.act_depth.val();
         }
-        self.read_bad.next = (self.r_mem.q.val() > 2)
-            | (bit_cast::<32, 16>(self.r_addr.q.val()) + bit_cast::<32, 16>(self.r_count.q.val())
-                > self.r_depth.val())
-            | (self.r_bytes.q.val() > 0xFFFF);
         self.r_end.next = ((self.r_mem.q.val() == 0)
             & (self.r_sel.q.val() == self.w_last_sel.val()))
             | ((self.r_mem.q.val() == 1) & (self.r_sel.q.val() == self.a_last_sel.val()))
@@ -644,31 +697,26 @@ impl Logic for HostLink {
             | (bit_cast::<32, 16>(self.p_m.q.val()) > self.max_m.val())
             | (self.p_kt.q.val() == 0)
             | (self.p_nt.q.val() == 0)
-            | (bit_cast::<32, 16>(self.p_act.q.val()) + self.prod_mk.q.val()
-                > self.act_depth.val())
+            | (self.act_end.q.val() > self.act_depth.val())
             | (self.prod_nk.q.val() > self.weight_tiles.val())
-            | (bit_cast::<32, 16>(self.p_wt.q.val())
-                + (self.prod_nk.q.val() << self.row_shift.val())
-                > self.weight_depth.val())
+            | (self.wt_end.q.val() > self.weight_depth.val())
             | (self.p_shift.q.val() > self.k_max_shift.val())
             | ((self.p_flags.q.val() & 0xFC) != 0)
             | (self.p_flags.q.val().get_bit(1) & !self.p_flags.q.val().get_bit(0))
             | (self.p_flags.q.val().get_bit(0) & !self.square.val());
         if self.p_flags.q.val().get_bit(0) {
-            if (bit_cast::<32, 16>(self.p_out.q.val()) + self.prod_mn.q.val()
-                > self.act_depth.val())
-                | ((bit_cast::<32, 16>(self.p_out.q.val())
-                    < bit_cast::<32, 16>(self.p_act.q.val()) + self.prod_mk.q.val())
-                    & (bit_cast::<32, 16>(self.p_act.q.val())
-                        < bit_cast::<32, 16>(self.p_out.q.val()) + self.prod_mn.q.val()))
+            if (self.out_end.q.val() > self.act_depth.val())
+                | ((bit_cast::<32, 16>(self.p_out.q.val()) < self.act_end.q.val())
+                    & (bit_cast::<32, 16>(self.p_act.q.val()) < self.out_end.q.val()))
             {
                 self.cfg_bad.next = true;
             }
-        } else if bit_cast::<32, 16>(self.p_out.q.val()) + self.prod_mn.q.val()
-            > self.result_depth.val()
-        {
+        } else if self.out_end.q.val() > self.result_depth.val() {
             self.cfg_bad.next = true;
         }
+        // The last payload index of the reply (valid from TxStatus on: reply_len is set before
+        // TxSync and stays put while the reply goes out).
+        self.reply_last.d.next = self.reply_len.q.val() - 1;
 
         // A WRITE word completed last cycle: store it (unless it held code 0b10), move on.
         if self.w_pend.q.val() {
@@ -704,6 +752,7 @@ impl Logic for HostLink {
                     self.len.d.next = self.full_len.val();
                     self.crc.d.next = self.crc_next.val();
                     self.count.d.next = 0.into();
+                    self.remain.d.next = self.full_len.val();
                     self.w_ok.d.next = false;
                     self.w_err.d.next = self.k_status_ok.val();
                     self.w_bad.d.next = false;
@@ -719,42 +768,47 @@ impl Logic for HostLink {
                 if self.rx.val() {
                     self.crc.d.next = self.crc_next.val();
                     self.count.d.next = self.count.q.val() + 1;
-                    if self.count.q.val() + 1 == self.len.q.val() {
+                    self.remain.d.next = self.remain.q.val() - 1;
+                    if self.remain.q.val() == 1 {
                         self.state.d.next = LinkState::CrcLo;
                     }
                     if self.opcode.q.val() == self.k_op_write.val() {
+                        // The header's checks are spread over its three bytes, so no cycle
+                        // chains more than one add or compare.
                         if self.count.q.val() == 0 {
                             self.w_mem.d.next = self.in_data.val();
+                            self.w_data_len.d.next =
+                                self.len.q.val() - self.k_write_header_len.val();
                         }
                         if self.count.q.val() == 1 {
                             self.w_addr.d.next = bit_cast::<16, 8>(self.in_data.val());
+                            self.w_len_bad.d.next = (bit_cast::<32, 16>(self.w_data_len.q.val())
+                                & self.a_word_mask.val())
+                                != 0;
+                            self.w_room.d.next = self.act_depth.val() - self.w_words.val();
+                            self.w_no_room.d.next = self.w_words.val() > self.act_depth.val();
+                            if self.w_mem.q.val() == 0 {
+                                self.w_len_bad.d.next =
+                                    (bit_cast::<32, 16>(self.w_data_len.q.val())
+                                        & self.w_word_mask.val())
+                                        != 0;
+                                self.w_room.d.next = self.weight_depth.val() - self.w_words.val();
+                                self.w_no_room.d.next =
+                                    self.w_words.val() > self.weight_depth.val();
+                            }
                         }
                         if self.count.q.val() == 2 {
                             self.w_addr.d.next = bit_cast::<16, 32>(self.hdr_addr.val());
-                            if self.w_mem.q.val() == 0 {
-                                if (self.data_len.val() & self.w_word_mask.val()) != 0 {
-                                    self.w_err.d.next = self.k_status_bad_length.val();
-                                } else if self.hdr_addr.val()
-                                    + (self.data_len.val() >> self.w_word_shift.val())
-                                    > self.weight_depth.val()
-                                {
-                                    self.w_err.d.next = self.k_status_out_of_range.val();
-                                } else {
-                                    self.w_ok.d.next = true;
-                                }
-                            } else if self.w_mem.q.val() == 1 {
-                                if (self.data_len.val() & self.a_word_mask.val()) != 0 {
-                                    self.w_err.d.next = self.k_status_bad_length.val();
-                                } else if self.hdr_addr.val()
-                                    + (self.data_len.val() >> self.a_word_shift.val())
-                                    > self.act_depth.val()
-                                {
-                                    self.w_err.d.next = self.k_status_out_of_range.val();
-                                } else {
-                                    self.w_ok.d.next = true;
-                                }
-                            } else {
+                            if self.w_mem.q.val() > 1 {
                                 self.w_err.d.next = self.k_status_out_of_range.val();
+                            } else if self.w_len_bad.q.val() {
+                                self.w_err.d.next = self.k_status_bad_length.val();
+                            } else if self.w_no_room.q.val()
+                                | (self.hdr_addr.val() > self.w_room.q.val())
+                            {
+                                self.w_err.d.next = self.k_status_out_of_range.val();
+                            } else {
+                                self.w_ok.d.next = true;
                             }
                         }
                         if (self.count.q.val() > 2) & self.w_ok.q.val() {
@@ -852,12 +906,26 @@ impl Logic for HostLink {
                 }
             }
             LinkState::CrcLo => {
+                // The payload is complete: start the checks of READ and CONFIGURE (products
+                // here, sums in CrcHi, compares in Check), one step per cycle.
+                self.prod_mk.d.next = self.p_m.q.val() * self.p_kt.q.val();
+                self.prod_nk.d.next = self.p_nt.q.val() * self.p_kt.q.val();
+                self.prod_mn.d.next = self.p_m.q.val() * self.p_nt.q.val();
+                self.r_end_addr.d.next = bit_cast::<32, 16>(self.r_addr.q.val())
+                    + bit_cast::<32, 16>(self.r_count.q.val());
                 if self.rx.val() {
                     self.crc_rx.d.next = bit_cast::<16, 8>(self.in_data.val());
                     self.state.d.next = LinkState::CrcHi;
                 }
             }
             LinkState::CrcHi => {
+                self.prod_mk.d.next = self.p_m.q.val() * self.p_kt.q.val();
+                self.prod_nk.d.next = self.p_nt.q.val() * self.p_kt.q.val();
+                self.prod_mn.d.next = self.p_m.q.val() * self.p_nt.q.val();
+                self.act_end.d.next = bit_cast::<32, 16>(self.p_act.q.val()) + self.prod_mk.q.val();
+                self.wt_end.d.next = bit_cast::<32, 16>(self.p_wt.q.val())
+                    + (self.prod_nk.q.val() << self.row_shift.val());
+                self.out_end.d.next = bit_cast::<32, 16>(self.p_out.q.val()) + self.prod_mn.q.val();
                 if self.rx.val() {
                     self.crc_rx.d.next =
                         self.crc_rx.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
@@ -865,9 +933,9 @@ impl Logic for HostLink {
                 }
             }
             LinkState::Check => {
-                self.prod_mk.d.next = self.p_m.q.val() * self.p_kt.q.val();
-                self.prod_nk.d.next = self.p_nt.q.val() * self.p_kt.q.val();
-                self.prod_mn.d.next = self.p_m.q.val() * self.p_nt.q.val();
+                self.cfg_bad_q.d.next = self.cfg_bad.val();
+                self.r_range_bad.d.next =
+                    (self.r_mem.q.val() > 2) | (self.r_end_addr.q.val() > self.r_depth.val());
                 self.r_bytes.d.next =
                     bit_cast::<32, 16>(self.r_count.q.val()) << self.r_word_shift.val();
                 if self.r_mem.q.val() == 0 {
@@ -922,7 +990,7 @@ impl Logic for HostLink {
                 } else if self.opcode.q.val() == self.k_op_read.val() {
                     if self.len.q.val() != self.k_read_len.val() {
                         self.status.d.next = self.k_status_bad_length.val();
-                    } else if self.read_bad.val() {
+                    } else if self.r_range_bad.q.val() | (self.r_bytes.q.val() > 0xFFFF) {
                         self.status.d.next = self.k_status_out_of_range.val();
                     } else {
                         self.reply_len.d.next = bit_cast::<16, 32>(self.r_bytes.q.val());
@@ -931,7 +999,7 @@ impl Logic for HostLink {
                     self.configured.d.next = false;
                     if self.len.q.val() != self.k_configure_len.val() {
                         self.status.d.next = self.k_status_bad_length.val();
-                    } else if self.cfg_bad.val() {
+                    } else if self.cfg_bad_q.q.val() {
                         self.status.d.next = self.k_status_out_of_range.val();
                     } else {
                         self.configured.d.next = true;
@@ -976,19 +1044,16 @@ impl Logic for HostLink {
             }
             LinkState::TxStatus => {
                 if self.tx.val() {
-                    self.crc.d.next = self.crc_next.val();
                     self.state.d.next = LinkState::TxLenLo;
                 }
             }
             LinkState::TxLenLo => {
                 if self.tx.val() {
-                    self.crc.d.next = self.crc_next.val();
                     self.state.d.next = LinkState::TxLenHi;
                 }
             }
             LinkState::TxLenHi => {
                 if self.tx.val() {
-                    self.crc.d.next = self.crc_next.val();
                     self.state.d.next = LinkState::TxPayload;
                     if self.opcode.q.val() == self.k_op_read.val() {
                         self.state.d.next = LinkState::TxFetch;
@@ -1003,7 +1068,6 @@ impl Logic for HostLink {
             }
             LinkState::TxPayload => {
                 if self.tx.val() {
-                    self.crc.d.next = self.crc_next.val();
                     self.tx_idx.d.next = self.tx_idx.q.val() + 1;
                     if self.opcode.q.val() == self.k_op_read.val() {
                         if self.r_mem.q.val() == 2 {
@@ -1026,7 +1090,7 @@ impl Logic for HostLink {
                             self.tx_word.d.next = self.tx_word.q.val() + 1;
                         }
                     }
-                    if self.tx_idx.q.val() + 1 == self.reply_len.q.val() {
+                    if self.tx_idx.q.val() == self.reply_last.q.val() {
                         self.state.d.next = LinkState::TxCrcLo;
                     }
                 }
@@ -1045,6 +1109,9 @@ impl Logic for HostLink {
                 self.state.d.next = LinkState::WaitSync;
             }
         }
+        if self.tx_pend.q.val() {
+            self.crc.d.next = self.crc_next.val();
+        }
         // A frame that stops arriving is answered TRUNCATED.
         if (self.state.q.val() == LinkState::Opcode)
             | (self.state.q.val() == LinkState::LenLo)
@@ -1056,7 +1123,7 @@ impl Logic for HostLink {
             self.idle.d.next = self.idle.q.val() + 1;
             if self.rx.val() {
                 self.idle.d.next = 0.into();
-            } else if self.idle.q.val() + 1 == self.frame_timeout.val() {
+            } else if self.idle.q.val() == self.idle_last.val() {
                 self.status.d.next = self.k_status_truncated.val();
                 self.reply_len.d.next = 0.into();
                 self.state.d.next = LinkState::TxSync;

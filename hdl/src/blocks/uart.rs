@@ -263,6 +263,9 @@ pub struct SerialTop {
     uart_tx: UartTx,
     hold: DFF<Bits<8>>,
     hold_full: DFF<bool>,
+    /// Reply byte on its way to the transmitter (cuts the reply path at a register).
+    reply: DFF<Bits<8>>,
+    reply_full: DFF<bool>,
 }
 
 impl SerialTop {
@@ -281,6 +284,8 @@ impl SerialTop {
             uart_tx: UartTx::new(clocks_per_bit),
             hold: Default::default(),
             hold_full: Default::default(),
+            reply: Default::default(),
+            reply_full: Default::default(),
         }
     }
 }
@@ -288,7 +293,7 @@ impl SerialTop {
 impl Logic for SerialTop {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, hold, hold_full);
+        dff_setup!(self, clock, hold, hold_full, reply, reply_full);
         self.top.clock.next = self.clock.val();
         self.uart_rx.clock.next = self.clock.val();
         self.uart_tx.clock.next = self.clock.val();
@@ -307,11 +312,20 @@ impl Logic for SerialTop {
         self.rx_strobe.next = self.uart_rx.valid.val();
         self.rx_error.next = self.uart_rx.frame_error.val()
             | (self.uart_rx.valid.val() & self.hold_full.q.val() & !self.top.in_ready.val());
-        // Replies go straight to the transmitter, which holds the accelerator back.
-        self.uart_tx.data.next = self.top.out_data.val();
-        self.uart_tx.valid.next = self.top.out_valid.val();
-        self.top.out_ready.next = self.uart_tx.ready.val();
-        self.tx_strobe.next = self.top.out_valid.val() & self.uart_tx.ready.val();
+        // Replies pass a one-byte register on their way to the transmitter, which holds the
+        // accelerator back while it is busy (a byte takes 10 bit times; the register's cycle
+        // is invisible on the line).
+        self.uart_tx.data.next = self.reply.q.val();
+        self.uart_tx.valid.next = self.reply_full.q.val();
+        self.top.out_ready.next = !self.reply_full.q.val();
+        if self.uart_tx.ready.val() {
+            self.reply_full.d.next = false;
+        }
+        if self.top.out_valid.val() & !self.reply_full.q.val() {
+            self.reply.d.next = self.top.out_data.val();
+            self.reply_full.d.next = true;
+        }
+        self.tx_strobe.next = self.reply_full.q.val() & self.uart_tx.ready.val();
         self.tx.next = self.uart_tx.tx.val();
     }
 }
