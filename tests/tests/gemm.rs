@@ -156,3 +156,22 @@ fn largest_accumulations_stay_exact() {
     let (m, k, n) = (2, 256, 4);
     check_all_backends(&cfg, &vec![-128; m * k], &vec![-1; k * n], (m, k, n));
 }
+
+/// The larger menu arrays, on every backend: a full column of -128 * -1 (or * +1, or 127 * -1)
+/// reaches the largest partial sum of each row's width (rows 15 and 31 at 13 and 14 bits),
+/// with shapes that are not multiples of the array.
+#[test]
+fn large_arrays_edge_values() {
+    for (rows, (m, k, n)) in [(16, (20, 48, 33)), (32, (3, 64, 35))] {
+        let cfg = Config::new(rows, rows).unwrap();
+        let cases: [(Vec<i8>, Vec<i8>); 4] = [
+            (vec![-128; m * k], vec![-1; k * n]),
+            (vec![-128; m * k], vec![1; k * n]),
+            (vec![127; m * k], vec![-1; k * n]),
+            (random_int8(5, m * k), random_ternary(6, k * n)),
+        ];
+        for (x, w) in cases {
+            check_all_backends(&cfg, &x, &w, (m, k, n));
+        }
+    }
+}

@@ -357,3 +357,58 @@ fn run_replies_carry_the_documented_cycle_count() {
         }
     }
 }
+
+/// STATUS's free-running counter advances exactly with the device clock: between two STATUS
+/// exchanges it moves by the cycles the backend itself counted (through idle time, other
+/// frames and a RUN), and its last-run field is the RUN's cycle count until a RESET clears it.
+/// Sends STATUS; returns its counter, its last-run cycles, and the backend's own cycle count
+/// once the reply is in.
+fn status(dev: &mut dyn trimac_sim::ByteStream, cfg: &Config) -> (u32, u32, u64) {
+    let backend = dev.backend();
+    dev.send(&protocol::frame(REQUEST_SYNC, Opcode::Status as u8, &[]))
+        .unwrap();
+    let reply = drain(dev, idle_limit(cfg), cfg.frame_timeout_cycles);
+    assert_eq!(
+        reply.len(),
+        4 + protocol::STATUS_LEN + 2,
+        "{backend}: {reply:?}"
+    );
+    assert_eq!(reply[1], Status::Ok as u8, "{backend}");
+    let word = |i: usize| u32::from_le_bytes(reply[4 + i..8 + i].try_into().unwrap());
+    let at = dev.cycles().expect("simulated backends count cycles");
+    (word(4), word(8), at)
+}
+
+#[test]
+fn status_counter_counts_device_cycles() {
+    let cfg = small_config(4, 4);
+    let idle = idle_limit(&cfg);
+    for backend in BACKENDS {
+        let mut dev = stream(backend, &cfg);
+        let (c0, last0, t0) = status(dev.as_mut(), &cfg);
+        assert_eq!(last0, 0, "{backend}: no RUN yet");
+        // Idle time: a receive that times out still clocks the device.
+        assert!(dev.recv(1, 777).is_err(), "{backend}: silent device");
+        let (c1, _, t1) = status(dev.as_mut(), &cfg);
+        assert_eq!(
+            c1.wrapping_sub(c0) as u64,
+            t1 - t0,
+            "{backend}: counter vs cycles over idle time"
+        );
+        dev.send(&Request::Configure(layer(3, 0)).frame()).unwrap();
+        assert_eq!(drain(dev.as_mut(), idle, cfg.frame_timeout_cycles)[1], 0);
+        dev.send(&Request::Run.frame()).unwrap();
+        assert_eq!(drain(dev.as_mut(), idle, cfg.frame_timeout_cycles)[1], 0);
+        let (c2, last2, t2) = status(dev.as_mut(), &cfg);
+        assert_eq!(
+            c2.wrapping_sub(c1) as u64,
+            t2 - t1,
+            "{backend}: counter vs cycles over a RUN"
+        );
+        assert_eq!(last2 as u64, cfg.run_cycles(3, 1, 1), "{backend}: last RUN");
+        dev.send(&Request::Reset.frame()).unwrap();
+        assert_eq!(drain(dev.as_mut(), idle, cfg.frame_timeout_cycles)[1], 0);
+        let (_, last3, _) = status(dev.as_mut(), &cfg);
+        assert_eq!(last3, 0, "{backend}: RESET clears the last RUN");
+    }
+}
