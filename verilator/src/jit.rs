@@ -2,7 +2,9 @@
 //! menu shape with other memory depths or frame timeout, as the test suite uses) is emitted,
 //! verilated and compiled into a shared library on first use, with the same flags and shim as
 //! the build script, and cached under `<target>/trimac-verilator/` by a hash of its Verilog.
-//! Concurrent users (parallel tests) wait for one build through a lock file.
+//! Concurrent users (parallel tests) wait for one build through a lock file holding the
+//! builder's process id: a lock whose process is gone (a killed build) is taken over at once.
+//! A build says on standard error what it builds, since a large array takes minutes.
 
 use crate::flags::{fnv, CXX_FLAGS, VERILATE_FLAGS};
 use std::path::{Path, PathBuf};
@@ -29,8 +31,27 @@ pub(crate) enum Trace {
 /// The constructor symbol of every on-demand library.
 pub(crate) const NEW_SYMBOL: &str = "trimac_vl_new_jit";
 
-/// A lock older than this is taken to be left by a killed process.
+/// A lock older than this is taken to be left by a killed process (where the owner's process
+/// cannot be looked up).
 const STALE_LOCK: Duration = Duration::from_secs(30 * 60);
+
+/// Whether the process that wrote `lock` is known to be gone: the lock names a process id
+/// that does not exist (Linux `/proc`), or holds no id at all and is older than a minute (its
+/// writer died between creating and writing it).
+fn lock_owner_gone(lock: &Path) -> bool {
+    let proc_fs = Path::new("/proc/self").exists();
+    match std::fs::read_to_string(lock) {
+        Ok(text) => match text.trim().parse::<u32>() {
+            Ok(pid) => proc_fs && !Path::new(&format!("/proc/{pid}")).exists(),
+            Err(_) => std::fs::metadata(lock)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age > Duration::from_secs(60)),
+        },
+        Err(_) => false,
+    }
+}
 
 /// Builds (or finds in the cache) the shared library of the model of `cfg`; returns its path.
 pub(crate) fn library(cfg: &Config, trace: Trace) -> Result<PathBuf, String> {
@@ -250,6 +271,7 @@ fn locked_build(dir: &Path, build: impl FnOnce(&Path) -> Result<(), String>) -> 
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
     let start = Instant::now();
+    let mut said_waiting = false;
     loop {
         if done.is_file() {
             return Ok(());
@@ -259,16 +281,32 @@ fn locked_build(dir: &Path, build: impl FnOnce(&Path) -> Result<(), String>) -> 
             .create_new(true)
             .open(&lock)
         {
-            Ok(_) => break,
+            Ok(mut f) => {
+                use std::io::Write;
+                let _ = writeln!(f, "{}", std::process::id());
+                break;
+            }
             Err(_) => {
                 let age = std::fs::metadata(&lock)
                     .and_then(|m| m.modified())
                     .ok()
                     .and_then(|t| SystemTime::now().duration_since(t).ok());
-                if age.is_some_and(|a| a > STALE_LOCK) {
+                if lock_owner_gone(&lock) || age.is_some_and(|a| a > STALE_LOCK) {
+                    eprintln!(
+                        "trimac-verilator: taking over {} (its builder is gone)",
+                        lock.display()
+                    );
                     let _ = std::fs::remove_file(&lock);
+                    continue;
                 } else if start.elapsed() > STALE_LOCK {
                     return Err(format!("gave up waiting for {}", lock.display()));
+                }
+                if !said_waiting {
+                    eprintln!(
+                        "trimac-verilator: waiting for another process building {}",
+                        dir.display()
+                    );
+                    said_waiting = true;
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -282,6 +320,10 @@ fn locked_build(dir: &Path, build: impl FnOnce(&Path) -> Result<(), String>) -> 
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
         let t0 = Instant::now();
+        eprintln!(
+            "trimac-verilator: building {} on demand (a 32x32 array takes minutes)",
+            dir.file_name().unwrap_or_default().to_string_lossy()
+        );
         if let Err(e) = build(&tmp) {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
@@ -314,4 +356,54 @@ fn run(c: &mut Command) -> Result<String, String> {
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("trimac-jit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// The id of a process that has exited.
+    fn dead_pid() -> u32 {
+        let mut child = Command::new("true").spawn().expect("run true");
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn a_lock_left_by_a_dead_builder_is_taken_over_at_once() {
+        let root = scratch("dead");
+        let dir = root.join("model");
+        std::fs::write(dir.with_extension("lock"), format!("{}\n", dead_pid())).unwrap();
+        let t0 = Instant::now();
+        locked_build(&dir, |tmp| {
+            std::fs::write(tmp.join("lib"), "x").map_err(|e| e.to_string())
+        })
+        .unwrap();
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "waited on a dead lock"
+        );
+        assert!(dir.join("done").is_file() && dir.join("lib").is_file());
+        assert!(!dir.with_extension("lock").exists(), "lock released");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_live_builder_keeps_its_lock() {
+        let root = scratch("live");
+        let lock = root.join("model.lock");
+        std::fs::write(&lock, format!("{}\n", std::process::id())).unwrap();
+        assert!(!lock_owner_gone(&lock), "this process is alive");
+        std::fs::write(&lock, format!("{}\n", dead_pid())).unwrap();
+        assert!(lock_owner_gone(&lock));
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
