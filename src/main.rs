@@ -149,6 +149,15 @@ struct DemoArgs {
     /// Run only the first N test images.
     #[arg(long)]
     limit: Option<usize>,
+    /// Model file (.tmm) instead of the committed digits MLP.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Test inputs (raw features, .npy [images, features]) instead of the committed split.
+    #[arg(long, requires = "test_y")]
+    test_x: Option<PathBuf>,
+    /// Test labels (.npy [images]) that go with `--test-x`.
+    #[arg(long, requires = "test_x")]
+    test_y: Option<PathBuf>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -282,9 +291,18 @@ fn verilog(a: &VerilogArgs) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The committed demo model and test split (first `limit` images).
-fn demo_data(limit: Option<usize>) -> CliResult<(Model, TestSet, usize)> {
-    let paths = DemoPaths::digits(Path::new(env!("CARGO_MANIFEST_DIR")));
+/// The demo model and test split (the committed ones unless the arguments name others; the
+/// first `--limit` images).
+fn demo_data(a: &DemoArgs) -> CliResult<(Model, TestSet, usize)> {
+    let limit = a.limit;
+    let mut paths = DemoPaths::digits(Path::new(env!("CARGO_MANIFEST_DIR")));
+    if let Some(m) = &a.model {
+        paths.model = m.clone();
+    }
+    if let (Some(x), Some(y)) = (&a.test_x, &a.test_y) {
+        paths.test_x = x.clone();
+        paths.test_y = y.clone();
+    }
     let model = Model::load(&paths.model)?;
     let test = TestSet::load(&paths.test_x, &paths.test_y)?;
     model.check_test_set(&test)?;
@@ -296,7 +314,7 @@ fn demo_data(limit: Option<usize>) -> CliResult<(Model, TestSet, usize)> {
 }
 
 fn demo(a: &DemoArgs) -> CliResult<ExitCode> {
-    let (model, test, images) = demo_data(a.limit)?;
+    let (model, test, images) = demo_data(a)?;
     let x = &test.x[..images * test.cols];
     let labels = &test.labels[..images];
     let mut dev = a.device.open()?;
@@ -492,9 +510,38 @@ mod tests {
         let args = DemoArgs {
             device: device("8x8"),
             limit: Some(40),
+            model: None,
+            test_x: None,
+            test_y: None,
             json: false,
         };
         assert_eq!(demo(&args).unwrap(), ExitCode::SUCCESS);
+    }
+
+    #[test]
+    fn demo_takes_another_model_file_and_refuses_a_corrupted_one() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/digits");
+        let dir = std::env::temp_dir().join(format!("trimac-demo-model-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let copy = dir.join("copy.tmm");
+        std::fs::copy(root.join("digits-mlp.tmm"), &copy).unwrap();
+        let args = |model: &Path| DemoArgs {
+            device: device("4x4"),
+            limit: Some(5),
+            model: Some(model.to_path_buf()),
+            test_x: Some(root.join("test_x.npy")),
+            test_y: Some(root.join("test_y.npy")),
+            json: true,
+        };
+        assert_eq!(demo(&args(&copy)).unwrap(), ExitCode::SUCCESS);
+        let mut bytes = std::fs::read(&copy).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x10;
+        let bad = dir.join("bad.tmm");
+        std::fs::write(&bad, bytes).unwrap();
+        let e = demo(&args(&bad)).unwrap_err().to_string();
+        assert!(e.contains("bad.tmm"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
