@@ -72,7 +72,9 @@ pub struct Core {
     pub host_rd_sel: Signal<In, Bits<32>>,
     /// Host read: bit offset of the byte within a result lane (0, 8, 16, 24).
     pub host_rd_shift: Signal<In, Bits<5>>,
-    /// Host read: the selected byte of the word at `host_rd_addr` one cycle earlier.
+    /// Host read: the byte `host_rd_sel`/`host_rd_shift` selected one cycle earlier, of the
+    /// word at `host_rd_addr` two cycles earlier (registered: no memory output reaches the
+    /// host link combinationally).
     pub host_rd_byte: Signal<Out, Bits<8>>,
     /// Host write: stage `host_wr_byte` into the lanes of byte `host_wr_sel`.
     pub host_stage: Signal<In, bool>,
@@ -108,6 +110,7 @@ pub struct Core {
     tok_out: Vec<DFF<Bits<16>>>,
     k_mem_weights: Constant<Bits<2>>,
     k_mem_acts: Constant<Bits<2>>,
+    rd_byte: DFF<Bits<8>>,
     rd_word: Signal<Local, Bits<32>>,
     rd_code0: Signal<Local, Bits<2>>,
     rd_code1: Signal<Local, Bits<2>>,
@@ -180,6 +183,7 @@ impl Core {
             tok_out: dffs(rows + 1),
             k_mem_weights: Constant::new(MEM_WEIGHTS.into()),
             k_mem_acts: Constant::new(MEM_ACTS.into()),
+            rd_byte: Default::default(),
             rd_word: Default::default(),
             rd_code0: Default::default(),
             rd_code1: Default::default(),
@@ -374,6 +378,8 @@ impl Logic for Core {
         if self.host_rd_mem.val() == self.k_mem_acts.val() {
             self.rd_word.next = bit_cast::<32, 8>(self.rd_act.val());
         }
-        self.host_rd_byte.next = bit_cast::<8, 32>(self.rd_word.val() >> self.host_rd_shift.val());
+        self.rd_byte.clock.next = self.clock.val();
+        self.rd_byte.d.next = bit_cast::<8, 32>(self.rd_word.val() >> self.host_rd_shift.val());
+        self.host_rd_byte.next = self.rd_byte.q.val();
     }
 }

@@ -42,8 +42,10 @@ pub enum LinkState {
     TxLenLo,
     /// Sending the high length byte.
     TxLenHi,
-    /// Waiting one cycle for memory read data.
+    /// READ: the next word's address is at the memories (their data comes a cycle later).
     TxFetch,
+    /// READ: the core registers the word's first byte.
+    TxSelect,
     /// Sending payload bytes.
     TxPayload,
     /// Sending the low CRC byte.
@@ -171,6 +173,19 @@ pub struct HostLink {
     // Frame.
     state: DFF<LinkState>,
     opcode: DFF<Bits<8>>,
+    // Decoded once, when the byte arrives: the opcode and the memory ids as flags.
+    op_info: DFF<bool>,
+    op_reset: DFF<bool>,
+    op_status: DFF<bool>,
+    op_write: DFF<bool>,
+    op_read: DFF<bool>,
+    op_configure: DFF<bool>,
+    op_run: DFF<bool>,
+    r_is_w: DFF<bool>,
+    r_is_a: DFF<bool>,
+    r_is_r: DFF<bool>,
+    w_is_w: DFF<bool>,
+    w_is_a: DFF<bool>,
     len: DFF<Bits<16>>,
     count: DFF<Bits<16>>,
     remain: DFF<Bits<16>>,
@@ -183,7 +198,6 @@ pub struct HostLink {
     reply_len: DFF<Bits<16>>,
     reply_last: DFF<Bits<16>>,
     // WRITE.
-    w_mem: DFF<Bits<8>>,
     w_addr: DFF<Bits<16>>,
     w_ok: DFF<bool>,
     w_err: DFF<Bits<8>>,
@@ -356,6 +370,18 @@ impl HostLink {
             square: Constant::new(cfg.rows == cfg.cols),
             state: Default::default(),
             opcode: Default::default(),
+            op_info: Default::default(),
+            op_reset: Default::default(),
+            op_status: Default::default(),
+            op_write: Default::default(),
+            op_read: Default::default(),
+            op_configure: Default::default(),
+            op_run: Default::default(),
+            r_is_w: Default::default(),
+            r_is_a: Default::default(),
+            r_is_r: Default::default(),
+            w_is_w: Default::default(),
+            w_is_a: Default::default(),
             len: Default::default(),
             count: Default::default(),
             remain: Default::default(),
@@ -367,7 +393,6 @@ impl HostLink {
             status: Default::default(),
             reply_len: Default::default(),
             reply_last: Default::default(),
-            w_mem: Default::default(),
             w_addr: Default::default(),
             w_ok: Default::default(),
             w_err: Default::default(),
@@ -445,6 +470,18 @@ impl Logic for HostLink {
             clock,
             state,
             opcode,
+            op_info,
+            op_reset,
+            op_status,
+            op_write,
+            op_read,
+            op_configure,
+            op_run,
+            r_is_w,
+            r_is_a,
+            r_is_r,
+            w_is_w,
+            w_is_a,
             len,
             count,
             remain,
@@ -456,7 +493,6 @@ impl Logic for HostLink {
             status,
             reply_len,
             reply_last,
-            w_mem,
             w_addr,
             w_ok,
             w_err,
@@ -526,18 +562,16 @@ impl Logic for HostLink {
         self.start.next = false;
         self.host_stage.next = false;
         self.host_commit.next = false;
-        self.host_wr_acts.next = self.w_mem.q.val() == 1;
+        self.host_wr_acts.next = self.w_is_a.q.val();
         self.host_wr_addr.next = self.w_addr.q.val();
         self.host_wr_byte.next = self.in_data.val();
         self.host_wr_sel.next = self.w_sel.q.val();
         self.host_rd_addr.next = self.r_addr.q.val();
         self.host_rd_mem.next = bit_cast::<2, 8>(self.r_mem.q.val());
-        self.host_rd_sel.next = self.r_sel.q.val();
-        self.host_rd_shift.next = self.r_shift.q.val();
 
         // Reply words (INFO, STATUS, RUN), sent little-endian.
         self.word.next = bits::<32>(0);
-        if self.opcode.q.val() == self.k_op_info.val() {
+        if self.op_info.q.val() {
             if self.tx_word.q.val() == 0 {
                 self.word.next = self.info0.val();
             }
@@ -560,7 +594,7 @@ impl Logic for HostLink {
                 self.word.next = self.frame_timeout.val();
             }
         }
-        if self.opcode.q.val() == self.k_op_status.val() {
+        if self.op_status.q.val() {
             if (self.tx_word.q.val() == 0) & self.configured.q.val() {
                 self.word.next = bits::<32>(1);
             }
@@ -571,7 +605,7 @@ impl Logic for HostLink {
                 self.word.next = self.last_run.q.val();
             }
         }
-        if self.opcode.q.val() == self.k_op_run.val() {
+        if self.op_run.q.val() {
             self.word.next = self.last_run.q.val();
         }
 
@@ -636,7 +670,7 @@ impl Logic for HostLink {
             LinkState::TxPayload => {
                 self.out_valid.next = true;
                 self.out_data.next = bit_cast::<8, 32>(self.word.val() >> self.tx_shift.q.val());
-                if self.opcode.q.val() == self.k_op_read.val() {
+                if self.op_read.q.val() {
                     self.out_data.next = self.host_rd_byte.val();
                 }
             }
@@ -668,29 +702,27 @@ impl Logic for HostLink {
             bit_cast::<32, 16>(self.w_addr.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8));
         // WRITE: whole words the payload holds, in the addressed memory's word size.
         self.w_words.next = bit_cast::<32, 16>(self.w_data_len.q.val()) >> self.a_word_shift.val();
-        if self.w_mem.q.val() == 0 {
+        if self.w_is_w.q.val() {
             self.w_words.next =
                 bit_cast::<32, 16>(self.w_data_len.q.val()) >> self.w_word_shift.val();
         }
-        self.byte_bad.next = (self.w_mem.q.val() == 0)
+        self.byte_bad.next = self.w_is_w.q.val()
             & ((self.in_data.val().get_bit(1) & !self.in_data.val().get_bit(0))
                 | (self.in_data.val().get_bit(3) & !self.in_data.val().get_bit(2))
                 | (self.in_data.val().get_bit(5) & !self.in_data.val().get_bit(4))
                 | (self.in_data.val().get_bit(7) & !self.in_data.val().get_bit(6)));
-        self.word_end.next = ((self.w_mem.q.val() == 0)
-            & (self.w_sel.q.val() == self.w_last_sel.val()))
-            | ((self.w_mem.q.val() == 1) & (self.w_sel.q.val() == self.a_last_sel.val()));
+        self.word_end.next = (self.w_is_w.q.val() & (self.w_sel.q.val() == self.w_last_sel.val()))
+            | (self.w_is_a.q.val() & (self.w_sel.q.val() == self.a_last_sel.val()));
         self.r_depth.next = self.result_depth.val();
-        if self.r_mem.q.val() == 0 {
+        if self.r_is_w.q.val() {
             self.r_depth.next = self.weight_depth.val();
         }
-        if self.r_mem.q.val() == 1 {
+        if self.r_is_a.q.val() {
             self.r_depth.next = self.act_depth.val();
         }
-        self.r_end.next = ((self.r_mem.q.val() == 0)
-            & (self.r_sel.q.val() == self.w_last_sel.val()))
-            | ((self.r_mem.q.val() == 1) & (self.r_sel.q.val() == self.a_last_sel.val()))
-            | ((self.r_mem.q.val() == 2)
+        self.r_end.next = (self.r_is_w.q.val() & (self.r_sel.q.val() == self.w_last_sel.val()))
+            | (self.r_is_a.q.val() & (self.r_sel.q.val() == self.a_last_sel.val()))
+            | (self.r_is_r.q.val()
                 & (self.r_sel.q.val() == self.r_last_sel.val())
                 & (self.r_shift.q.val() == 24));
         self.cfg_bad.next = (self.p_m.q.val() == 0)
@@ -736,6 +768,13 @@ impl Logic for HostLink {
             LinkState::Opcode => {
                 if self.rx.val() {
                     self.opcode.d.next = self.in_data.val();
+                    self.op_info.d.next = self.in_data.val() == self.k_op_info.val();
+                    self.op_reset.d.next = self.in_data.val() == self.k_op_reset.val();
+                    self.op_status.d.next = self.in_data.val() == self.k_op_status.val();
+                    self.op_write.d.next = self.in_data.val() == self.k_op_write.val();
+                    self.op_read.d.next = self.in_data.val() == self.k_op_read.val();
+                    self.op_configure.d.next = self.in_data.val() == self.k_op_configure.val();
+                    self.op_run.d.next = self.in_data.val() == self.k_op_run.val();
                     self.crc.d.next = self.crc_next.val();
                     self.state.d.next = LinkState::LenLo;
                 }
@@ -772,11 +811,12 @@ impl Logic for HostLink {
                     if self.remain.q.val() == 1 {
                         self.state.d.next = LinkState::CrcLo;
                     }
-                    if self.opcode.q.val() == self.k_op_write.val() {
+                    if self.op_write.q.val() {
                         // The header's checks are spread over its three bytes, so no cycle
                         // chains more than one add or compare.
                         if self.count.q.val() == 0 {
-                            self.w_mem.d.next = self.in_data.val();
+                            self.w_is_w.d.next = self.in_data.val() == 0;
+                            self.w_is_a.d.next = self.in_data.val() == 1;
                             self.w_data_len.d.next =
                                 self.len.q.val() - self.k_write_header_len.val();
                         }
@@ -787,7 +827,7 @@ impl Logic for HostLink {
                                 != 0;
                             self.w_room.d.next = self.act_depth.val() - self.w_words.val();
                             self.w_no_room.d.next = self.w_words.val() > self.act_depth.val();
-                            if self.w_mem.q.val() == 0 {
+                            if self.w_is_w.q.val() {
                                 self.w_len_bad.d.next =
                                     (bit_cast::<32, 16>(self.w_data_len.q.val())
                                         & self.w_word_mask.val())
@@ -799,7 +839,7 @@ impl Logic for HostLink {
                         }
                         if self.count.q.val() == 2 {
                             self.w_addr.d.next = bit_cast::<16, 32>(self.hdr_addr.val());
-                            if self.w_mem.q.val() > 1 {
+                            if !(self.w_is_w.q.val() | self.w_is_a.q.val()) {
                                 self.w_err.d.next = self.k_status_out_of_range.val();
                             } else if self.w_len_bad.q.val() {
                                 self.w_err.d.next = self.k_status_bad_length.val();
@@ -827,9 +867,12 @@ impl Logic for HostLink {
                             }
                         }
                     }
-                    if self.opcode.q.val() == self.k_op_read.val() {
+                    if self.op_read.q.val() {
                         if self.count.q.val() == 0 {
                             self.r_mem.d.next = self.in_data.val();
+                            self.r_is_w.d.next = self.in_data.val() == 0;
+                            self.r_is_a.d.next = self.in_data.val() == 1;
+                            self.r_is_r.d.next = self.in_data.val() == 2;
                         }
                         if self.count.q.val() == 1 {
                             self.r_addr.d.next = bit_cast::<16, 8>(self.in_data.val());
@@ -846,7 +889,7 @@ impl Logic for HostLink {
                                 self.r_count.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
                         }
                     }
-                    if self.opcode.q.val() == self.k_op_configure.val() {
+                    if self.op_configure.q.val() {
                         if self.count.q.val() == 0 {
                             self.p_m.d.next = bit_cast::<16, 8>(self.in_data.val());
                         }
@@ -935,14 +978,15 @@ impl Logic for HostLink {
             LinkState::Check => {
                 self.cfg_bad_q.d.next = self.cfg_bad.val();
                 self.r_range_bad.d.next =
-                    (self.r_mem.q.val() > 2) | (self.r_end_addr.q.val() > self.r_depth.val());
+                    !(self.r_is_w.q.val() | self.r_is_a.q.val() | self.r_is_r.q.val())
+                        | (self.r_end_addr.q.val() > self.r_depth.val());
                 self.r_bytes.d.next =
                     bit_cast::<32, 16>(self.r_count.q.val()) << self.r_word_shift.val();
-                if self.r_mem.q.val() == 0 {
+                if self.r_is_w.q.val() {
                     self.r_bytes.d.next =
                         bit_cast::<32, 16>(self.r_count.q.val()) << self.w_word_shift.val();
                 }
-                if self.r_mem.q.val() == 1 {
+                if self.r_is_a.q.val() {
                     self.r_bytes.d.next =
                         bit_cast::<32, 16>(self.r_count.q.val()) << self.a_word_shift.val();
                 }
@@ -959,27 +1003,27 @@ impl Logic for HostLink {
                 self.state.d.next = LinkState::TxSync;
                 if self.crc.q.val() != self.crc_rx.q.val() {
                     self.status.d.next = self.k_status_bad_crc.val();
-                } else if self.opcode.q.val() == self.k_op_info.val() {
+                } else if self.op_info.q.val() {
                     if self.len.q.val() != 0 {
                         self.status.d.next = self.k_status_bad_length.val();
                     } else {
                         self.reply_len.d.next = self.k_info_len.val();
                     }
-                } else if self.opcode.q.val() == self.k_op_reset.val() {
+                } else if self.op_reset.q.val() {
                     if self.len.q.val() != 0 {
                         self.status.d.next = self.k_status_bad_length.val();
                     } else {
                         self.configured.d.next = false;
                         self.last_run.d.next = 0.into();
                     }
-                } else if self.opcode.q.val() == self.k_op_status.val() {
+                } else if self.op_status.q.val() {
                     if self.len.q.val() != 0 {
                         self.status.d.next = self.k_status_bad_length.val();
                     } else {
                         self.reply_len.d.next = self.k_status_len.val();
                         self.snapshot.d.next = self.counter.q.val();
                     }
-                } else if self.opcode.q.val() == self.k_op_write.val() {
+                } else if self.op_write.q.val() {
                     if self.len.q.val() < self.k_write_header_len.val() {
                         self.status.d.next = self.k_status_bad_length.val();
                     } else if self.w_err.q.val() != self.k_status_ok.val() {
@@ -987,7 +1031,7 @@ impl Logic for HostLink {
                     } else if self.w_bad.q.val() {
                         self.status.d.next = self.k_status_bad_value.val();
                     }
-                } else if self.opcode.q.val() == self.k_op_read.val() {
+                } else if self.op_read.q.val() {
                     if self.len.q.val() != self.k_read_len.val() {
                         self.status.d.next = self.k_status_bad_length.val();
                     } else if self.r_range_bad.q.val() | (self.r_bytes.q.val() > 0xFFFF) {
@@ -995,7 +1039,7 @@ impl Logic for HostLink {
                     } else {
                         self.reply_len.d.next = bit_cast::<16, 32>(self.r_bytes.q.val());
                     }
-                } else if self.opcode.q.val() == self.k_op_configure.val() {
+                } else if self.op_configure.q.val() {
                     self.configured.d.next = false;
                     if self.len.q.val() != self.k_configure_len.val() {
                         self.status.d.next = self.k_status_bad_length.val();
@@ -1013,7 +1057,7 @@ impl Logic for HostLink {
                         self.c_shift.d.next = self.p_shift.q.val();
                         self.c_flags.d.next = self.p_flags.q.val();
                     }
-                } else if self.opcode.q.val() == self.k_op_run.val() {
+                } else if self.op_run.q.val() {
                     if self.len.q.val() != 0 {
                         self.status.d.next = self.k_status_bad_length.val();
                     } else if !self.configured.q.val() {
@@ -1055,8 +1099,10 @@ impl Logic for HostLink {
             LinkState::TxLenHi => {
                 if self.tx.val() {
                     self.state.d.next = LinkState::TxPayload;
-                    if self.opcode.q.val() == self.k_op_read.val() {
-                        self.state.d.next = LinkState::TxFetch;
+                    if self.op_read.q.val() {
+                        // The first word's address has been at the memories since the
+                        // request: its data is there, only the byte register is to fill.
+                        self.state.d.next = LinkState::TxSelect;
                     }
                     if self.reply_len.q.val() == 0 {
                         self.state.d.next = LinkState::TxCrcLo;
@@ -1064,13 +1110,16 @@ impl Logic for HostLink {
                 }
             }
             LinkState::TxFetch => {
+                self.state.d.next = LinkState::TxSelect;
+            }
+            LinkState::TxSelect => {
                 self.state.d.next = LinkState::TxPayload;
             }
             LinkState::TxPayload => {
                 if self.tx.val() {
                     self.tx_idx.d.next = self.tx_idx.q.val() + 1;
-                    if self.opcode.q.val() == self.k_op_read.val() {
-                        if self.r_mem.q.val() == 2 {
+                    if self.op_read.q.val() {
+                        if self.r_is_r.q.val() {
                             self.r_shift.d.next = self.r_shift.q.val() + 8;
                             if self.r_shift.q.val() == 24 {
                                 self.r_sel.d.next = self.r_sel.q.val() << 1;
@@ -1134,5 +1183,9 @@ impl Logic for HostLink {
             self.configured.d.next = false;
             self.w_pend.d.next = false;
         }
+        // The core registers the byte READ sends next: it selects with the selection the link
+        // moves to at this edge, so the byte is in its register when the link gets there.
+        self.host_rd_sel.next = self.r_sel.d.val();
+        self.host_rd_shift.next = self.r_shift.d.val();
     }
 }
