@@ -1,12 +1,17 @@
 //! On-demand builds: a configuration that build.rs did not link in (a non-menu shape, or a
 //! menu shape with other memory depths or frame timeout, as the test suite uses) is emitted,
 //! verilated and compiled into a shared library on first use, with the same flags and shim as
-//! the build script, and cached under `<target>/trimac-verilator/` by a hash of its Verilog.
+//! the build script, and cached under `<target>/trimac-verilator/` by a hash of its Verilog,
+//! the flags and the compilers. As in build.rs, the model code is compiled with clang++ when
+//! there is one (`TRIMAC_MODEL_CXX`, else `clang++` or `clang++-N` on PATH), the runtime and
+//! the link with `$CXX` (default `c++`).
 //! Concurrent users (parallel tests) wait for one build through a lock file holding the
 //! builder's process id: a lock whose process is gone (a killed build) is taken over at once.
 //! A build says on standard error what it builds, since a large array takes minutes.
 
-use crate::flags::{fnv, CXX_FLAGS, VERILATE_FLAGS};
+use crate::flags::{
+    compiler, fnv, model_compiler, model_cpp, Compiler, CXX_FLAGS, NO_CLANG_HINT, VERILATE_FLAGS,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
@@ -63,8 +68,19 @@ pub(crate) fn library(cfg: &Config, trace: Trace) -> Result<PathBuf, String> {
         .ok()
         .filter(|c| !c.is_empty())
         .unwrap_or_else(|| "c++".into());
+    let runtime_cxx = compiler(&cxx).map_err(|e| format!("the C++ compiler ($CXX): {e}"))?;
+    let model_cxx = match model_compiler()? {
+        Some(c) => c,
+        None => {
+            warn_no_clang();
+            runtime_cxx.clone()
+        }
+    };
     let cache = PathBuf::from(env!("TRIMAC_VL_CACHE"));
-    let common = format!("{version}|{VERILATE_FLAGS:?}|{CXX_FLAGS:?}|{cxx}|{SHIM_H}{SHIM_CPP}");
+    let common = format!(
+        "{version}|{VERILATE_FLAGS:?}|{CXX_FLAGS:?}|{}|{SHIM_H}{SHIM_CPP}",
+        runtime_cxx.identity
+    );
 
     // The runtime and the common shim functions as position-independent objects, once.
     let runtime = cache.join(format!("jit-runtime-{:016x}", fnv(&common)));
@@ -77,11 +93,21 @@ pub(crate) fn library(cfg: &Config, trace: Trace) -> Result<PathBuf, String> {
             include.join("verilated_vcd_c.cpp"),
             tmp.join("shim.cpp"),
         ];
-        compile_all(&cxx, &include, &[tmp.to_path_buf()], &[], &sources, tmp)
+        compile_all(
+            &runtime_cxx,
+            &include,
+            &[tmp.to_path_buf()],
+            &[],
+            &sources,
+            tmp,
+        )
     })?;
 
     let verilog = trimac_hdl::verilog::emit_top(cfg);
-    let hash = fnv(&format!("{common}|{trace:?}|{verilog}"));
+    let hash = fnv(&format!(
+        "{common}|{}|{trace:?}|{verilog}",
+        model_cxx.identity
+    ));
     let class = format!("Vtop_jit{hash:016x}");
     let dir = cache.join(format!(
         "jit-r{}c{}{}-{hash:016x}",
@@ -115,13 +141,7 @@ pub(crate) fn library(cfg: &Config, trace: Trace) -> Result<PathBuf, String> {
         c.arg(&src);
         run(&mut c).map_err(|e| format!("verilating {}: {e}", cfg.array_name()))?;
         let model = tmp.join("model.cpp");
-        std::fs::write(
-            &model,
-            format!(
-                "#include \"{class}.h\"\n#include \"shim.h\"\nTRIMAC_DEFINE_MODEL(jit, {class})\n"
-            ),
-        )
-        .map_err(|e| e.to_string())?;
+        std::fs::write(&model, model_cpp("jit", &class, false)).map_err(|e| e.to_string())?;
         let mut sources: Vec<PathBuf> = std::fs::read_dir(&mdir)
             .map_err(|e| e.to_string())?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -134,23 +154,19 @@ pub(crate) fn library(cfg: &Config, trace: Trace) -> Result<PathBuf, String> {
             Trace::Vcd => &["VM_TRACE=1", "VM_TRACE_VCD=1", "TRIMAC_TRACE=1"],
             Trace::Fst => &["VM_TRACE=1", "VM_TRACE_FST=1", "TRIMAC_TRACE=2"],
         };
+        let includes = [mdir.clone(), runtime.clone()];
+        compile_all(&model_cxx, &include, &includes, defines, &sources, tmp)?;
         let mut libs = Vec::new();
         if trace == Trace::Fst {
+            // The FST writer is runtime code: the runtime's compiler.
             let compat = tmp.join("compat");
             std::fs::create_dir_all(&compat).map_err(|e| e.to_string())?;
             std::fs::write(compat.join("lz4.h"), LZ4_COMPAT).map_err(|e| e.to_string())?;
-            sources.push(include.join("verilated_fst_c.cpp"));
+            let fst = [include.join("verilated_fst_c.cpp")];
+            compile_all(&runtime_cxx, &include, &includes, defines, &fst, tmp)?;
             libs.push(system_library("z").map_err(|e| format!("FST waveforms: {e}"))?);
             libs.push(system_library("lz4").map_err(|e| format!("FST waveforms: {e}"))?);
         }
-        compile_all(
-            &cxx,
-            &include,
-            &[mdir.clone(), runtime.clone()],
-            defines,
-            &sources,
-            tmp,
-        )?;
         let mut objects = objects_in(&runtime)?;
         objects.extend(objects_in(tmp)?);
         let mut link = Command::new(&cxx);
@@ -205,24 +221,29 @@ fn objects_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(v)
 }
 
-/// Compiles every source to `<out>/<n>_<stem>.o`, two compilers at a time.
+/// Says once per process that the on-demand models are compiled without clang++.
+fn warn_no_clang() {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| eprintln!("trimac-verilator: warning: {NO_CLANG_HINT}"));
+}
+
+/// Compiles every source to `<out>/<stem>.o`, two compilers at a time.
 fn compile_all(
-    cxx: &str,
+    cxx: &Compiler,
     include: &Path,
     includes: &[PathBuf],
     defines: &[&str],
     sources: &[PathBuf],
     out: &Path,
 ) -> Result<(), String> {
-    let jobs: Vec<(usize, &PathBuf)> = sources.iter().enumerate().collect();
-    for chunk in jobs.chunks(2) {
+    for chunk in sources.chunks(2) {
         let mut children = Vec::new();
-        for (i, src) in chunk {
+        for src in chunk {
             let stem = src
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let mut c = Command::new(cxx);
+            let mut c = Command::new(&cxx.program);
             c.args(["-c", "-O2", "-fPIC", "-w"])
                 .args(CXX_FLAGS)
                 .arg(format!("-I{}", include.display()))
@@ -238,14 +259,12 @@ fn compile_all(
             {
                 c.arg(format!("-D{d}"));
             }
-            c.arg(src)
-                .arg("-o")
-                .arg(out.join(format!("{i:03}_{stem}.o")));
+            c.arg(src).arg("-o").arg(out.join(format!("{stem}.o")));
             c.stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped());
             let child = c
                 .spawn()
-                .map_err(|e| format!("cannot run the C++ compiler `{cxx}`: {e}"))?;
+                .map_err(|e| format!("cannot run the C++ compiler `{}`: {e}", cxx.program))?;
             children.push((src, child));
         }
         for (src, child) in children {
