@@ -12,22 +12,19 @@
 //!
 //! The host link reaches every memory through the `host_*` ports while no run is in progress:
 //! writes are staged per lane and committed as whole words, reads return one byte chosen by a
-//! one-hot lane select.
+//! one-hot lane select. The read byte comes from a register, and so does the one after it: the
+//! byte after next is selected while the current one goes out, so the link can take a byte
+//! every cycle with no memory output in its path.
 
 use super::accumulator_lane::AccumulatorLane;
 use super::controller::Controller;
 use super::lane_ram::LaneRam;
+use super::read_select::ReadSelect;
+pub use super::read_select::{MEM_ACTS, MEM_RESULTS, MEM_WEIGHTS};
 use super::requantizer::Requantizer;
 use super::ternary_array::TernaryArray;
 use crate::config::{Config, ACC_BITS};
 use rust_hdl::prelude::*;
-
-/// Memory selector on `host_rd_mem`: packed weights.
-pub const MEM_WEIGHTS: u64 = 0;
-/// Memory selector on `host_rd_mem`: activations.
-pub const MEM_ACTS: u64 = 1;
-/// Memory selector on `host_rd_mem`: int32 results.
-pub const MEM_RESULTS: u64 = 2;
 
 /// The compute core.
 #[derive(LogicBlock)]
@@ -72,9 +69,11 @@ pub struct Core {
     pub host_rd_sel: Signal<In, Bits<32>>,
     /// Host read: bit offset of the byte within a result lane (0, 8, 16, 24).
     pub host_rd_shift: Signal<In, Bits<5>>,
-    /// Host read: the byte `host_rd_sel`/`host_rd_shift` selected one cycle earlier, of the
-    /// word at `host_rd_addr` two cycles earlier (registered: no memory output reaches the
-    /// host link combinationally).
+    /// Host read: the link takes `host_rd_byte` this cycle and moves its selection to the next
+    /// byte of the word.
+    pub host_rd_advance: Signal<In, bool>,
+    /// Host read: the byte `host_rd_sel`/`host_rd_shift` select, registered: valid two cycles
+    /// after `host_rd_addr` and one after the selection settle, then it follows every advance.
     pub host_rd_byte: Signal<Out, Bits<8>>,
     /// Host write: stage `host_wr_byte` into the lanes of byte `host_wr_sel`.
     pub host_stage: Signal<In, bool>,
@@ -108,20 +107,20 @@ pub struct Core {
     tok_last: Vec<DFF<bool>>,
     tok_row: Vec<DFF<Bits<16>>>,
     tok_out: Vec<DFF<Bits<16>>>,
-    k_mem_weights: Constant<Bits<2>>,
-    k_mem_acts: Constant<Bits<2>>,
+    k_mem_results: Constant<Bits<2>>,
+    /// The byte the selection selects, the next one and the one after (see the module docs).
+    read_now: ReadSelect,
+    read_next: ReadSelect,
+    read_after: ReadSelect,
     rd_byte: DFF<Bits<8>>,
-    rd_word: Signal<Local, Bits<32>>,
-    rd_code0: Signal<Local, Bits<2>>,
-    rd_code1: Signal<Local, Bits<2>>,
-    rd_code2: Signal<Local, Bits<2>>,
-    rd_code3: Signal<Local, Bits<2>>,
-    rd_act: Signal<Local, Bits<8>>,
-    rd_result: Signal<Local, Bits<32>>,
+    rd_next: DFF<Bits<8>>,
+    sel1: Signal<Local, Bits<32>>,
+    shift1: Signal<Local, Bits<5>>,
+    sel2: Signal<Local, Bits<32>>,
+    shift2: Signal<Local, Bits<5>>,
     _rows: usize,
     _cols: usize,
     _square: usize,
-    _weight_bytes: usize,
 }
 
 fn dffs<T: Synth>(n: usize) -> Vec<DFF<T>> {
@@ -154,6 +153,7 @@ impl Core {
             host_rd_mem: Default::default(),
             host_rd_sel: Default::default(),
             host_rd_shift: Default::default(),
+            host_rd_advance: Default::default(),
             host_rd_byte: Default::default(),
             host_stage: Default::default(),
             host_commit: Default::default(),
@@ -181,20 +181,19 @@ impl Core {
             tok_last: dffs(rows + 1),
             tok_row: dffs(rows + 1),
             tok_out: dffs(rows + 1),
-            k_mem_weights: Constant::new(MEM_WEIGHTS.into()),
-            k_mem_acts: Constant::new(MEM_ACTS.into()),
+            k_mem_results: Constant::new(MEM_RESULTS.into()),
+            read_now: ReadSelect::new(rows, cols),
+            read_next: ReadSelect::new(rows, cols),
+            read_after: ReadSelect::new(rows, cols),
             rd_byte: Default::default(),
-            rd_word: Default::default(),
-            rd_code0: Default::default(),
-            rd_code1: Default::default(),
-            rd_code2: Default::default(),
-            rd_code3: Default::default(),
-            rd_act: Default::default(),
-            rd_result: Default::default(),
+            rd_next: Default::default(),
+            sel1: Default::default(),
+            shift1: Default::default(),
+            sel2: Default::default(),
+            shift2: Default::default(),
             _rows: rows,
             _cols: cols,
             _square: if rows == cols { rows } else { 0 },
-            _weight_bytes: cols / 4,
         }
     }
 }
@@ -343,43 +342,59 @@ impl Logic for Core {
                     self.requants[j].out_valid.val() & self.int8_out.val();
             }
         }
-        // Host read byte (calls cannot take loop-indexed arguments, hence the locals).
-        self.rd_code0.next = bits::<2>(0);
-        self.rd_code1.next = bits::<2>(0);
-        self.rd_code2.next = bits::<2>(0);
-        self.rd_code3.next = bits::<2>(0);
-        for b in 0..self._weight_bytes {
-            if self.host_rd_sel.val().get_bit(b) {
-                self.rd_code0.next = self.weight_rams[b * 4].read_data.val();
-                self.rd_code1.next = self.weight_rams[b * 4 + 1].read_data.val();
-                self.rd_code2.next = self.weight_rams[b * 4 + 2].read_data.val();
-                self.rd_code3.next = self.weight_rams[b * 4 + 3].read_data.val();
+        // Host read: the selection, the one after it and the one after that (a result lane's
+        // four bytes, then the next lane; one byte per select bit otherwise).
+        self.sel1.next = self.host_rd_sel.val() << 1;
+        self.shift1.next = self.host_rd_shift.val();
+        if self.host_rd_mem.val() == self.k_mem_results.val() {
+            self.sel1.next = self.host_rd_sel.val();
+            self.shift1.next = self.host_rd_shift.val() + 8;
+            if self.host_rd_shift.val() == 24 {
+                self.sel1.next = self.host_rd_sel.val() << 1;
+                self.shift1.next = 0.into();
             }
         }
-        self.rd_act.next = bits::<8>(0);
-        for i in 0..self._rows {
-            if self.host_rd_sel.val().get_bit(i) {
-                self.rd_act.next = self.act_banks[i].read_data.val();
+        self.sel2.next = self.sel1.val() << 1;
+        self.shift2.next = self.shift1.val();
+        if self.host_rd_mem.val() == self.k_mem_results.val() {
+            self.sel2.next = self.sel1.val();
+            self.shift2.next = self.shift1.val() + 8;
+            if self.shift1.val() == 24 {
+                self.sel2.next = self.sel1.val() << 1;
+                self.shift2.next = 0.into();
             }
         }
-        self.rd_result.next = bits::<32>(0);
+        self.read_now.sel.next = self.host_rd_sel.val();
+        self.read_now.shift.next = self.host_rd_shift.val();
+        self.read_next.sel.next = self.sel1.val();
+        self.read_next.shift.next = self.shift1.val();
+        self.read_after.sel.next = self.sel2.val();
+        self.read_after.shift.next = self.shift2.val();
+        self.read_now.mem.next = self.host_rd_mem.val();
+        self.read_next.mem.next = self.host_rd_mem.val();
+        self.read_after.mem.next = self.host_rd_mem.val();
         for j in 0..self._cols {
-            if self.host_rd_sel.val().get_bit(j) {
-                self.rd_result.next = self.result_rams[j].read_data.val();
-            }
+            self.read_now.codes[j].next = self.weight_rams[j].read_data.val();
+            self.read_next.codes[j].next = self.weight_rams[j].read_data.val();
+            self.read_after.codes[j].next = self.weight_rams[j].read_data.val();
+            self.read_now.results[j].next = self.result_rams[j].read_data.val();
+            self.read_next.results[j].next = self.result_rams[j].read_data.val();
+            self.read_after.results[j].next = self.result_rams[j].read_data.val();
         }
-        self.rd_word.next = self.rd_result.val();
-        if self.host_rd_mem.val() == self.k_mem_weights.val() {
-            self.rd_word.next = bit_cast::<32, 2>(self.rd_code0.val())
-                | (bit_cast::<32, 2>(self.rd_code1.val()) << 2)
-                | (bit_cast::<32, 2>(self.rd_code2.val()) << 4)
-                | (bit_cast::<32, 2>(self.rd_code3.val()) << 6);
+        for i in 0..self._rows {
+            self.read_now.acts[i].next = self.act_banks[i].read_data.val();
+            self.read_next.acts[i].next = self.act_banks[i].read_data.val();
+            self.read_after.acts[i].next = self.act_banks[i].read_data.val();
         }
-        if self.host_rd_mem.val() == self.k_mem_acts.val() {
-            self.rd_word.next = bit_cast::<32, 8>(self.rd_act.val());
-        }
+        // The byte out and the next one, registered; an advance moves both on a byte.
         self.rd_byte.clock.next = self.clock.val();
-        self.rd_byte.d.next = bit_cast::<8, 32>(self.rd_word.val() >> self.host_rd_shift.val());
+        self.rd_next.clock.next = self.clock.val();
+        self.rd_byte.d.next = self.read_now.picked.val();
+        self.rd_next.d.next = self.read_next.picked.val();
+        if self.host_rd_advance.val() {
+            self.rd_byte.d.next = self.rd_next.q.val();
+            self.rd_next.d.next = self.read_after.picked.val();
+        }
         self.host_rd_byte.next = self.rd_byte.q.val();
     }
 }

@@ -109,6 +109,8 @@ pub struct HostLink {
     pub host_rd_sel: Signal<Out, Bits<32>>,
     /// To the core: byte offset within a result lane.
     pub host_rd_shift: Signal<Out, Bits<5>>,
+    /// To the core: READ takes the byte this cycle (the selection moves on).
+    pub host_rd_advance: Signal<Out, bool>,
     /// From the core: the byte read.
     pub host_rd_byte: Signal<In, Bits<8>>,
     /// To the core: stage a write byte.
@@ -316,6 +318,7 @@ impl HostLink {
             host_rd_mem: Default::default(),
             host_rd_sel: Default::default(),
             host_rd_shift: Default::default(),
+            host_rd_advance: Default::default(),
             host_rd_byte: Default::default(),
             host_stage: Default::default(),
             host_commit: Default::default(),
@@ -568,6 +571,8 @@ impl Logic for HostLink {
         self.host_wr_sel.next = self.w_sel.q.val();
         self.host_rd_addr.next = self.r_addr.q.val();
         self.host_rd_mem.next = bit_cast::<2, 8>(self.r_mem.q.val());
+        self.host_rd_sel.next = self.r_sel.q.val();
+        self.host_rd_shift.next = self.r_shift.q.val();
 
         // Reply words (INFO, STATUS, RUN), sent little-endian.
         self.word.next = bits::<32>(0);
@@ -689,6 +694,8 @@ impl Logic for HostLink {
         }
         self.rx.next = self.in_valid.val() & self.in_ready.val();
         self.tx.next = self.out_valid.val() & self.out_ready.val();
+        self.host_rd_advance.next =
+            self.tx.val() & (self.state.q.val() == LinkState::TxPayload) & self.op_read.q.val();
         self.tx_byte.d.next = self.out_data.val();
         self.tx_pend.d.next = self.tx.val()
             & ((self.state.q.val() == LinkState::TxStatus)
@@ -1101,7 +1108,8 @@ impl Logic for HostLink {
                     self.state.d.next = LinkState::TxPayload;
                     if self.op_read.q.val() {
                         // The first word's address has been at the memories since the
-                        // request: its data is there, only the byte register is to fill.
+                        // request: its data is there, only the core's byte registers are to
+                        // fill.
                         self.state.d.next = LinkState::TxSelect;
                     }
                     if self.reply_len.q.val() == 0 {
@@ -1183,9 +1191,5 @@ impl Logic for HostLink {
             self.configured.d.next = false;
             self.w_pend.d.next = false;
         }
-        // The core registers the byte READ sends next: it selects with the selection the link
-        // moves to at this edge, so the byte is in its register when the link gets there.
-        self.host_rd_sel.next = self.r_sel.d.val();
-        self.host_rd_shift.next = self.r_shift.d.val();
     }
 }

@@ -6,6 +6,7 @@ pub mod core;
 pub mod host_link;
 pub mod lane_ram;
 pub mod pe;
+pub mod read_select;
 pub mod requantizer;
 pub mod ternary_array;
 pub mod top;
