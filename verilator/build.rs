@@ -201,6 +201,13 @@ fn build_all(v: &ToolCommand, out: &Path) -> Result<Vec<Variant>, String> {
             std::fs::write(tmp.join("build-seconds"), secs).map_err(|e| e.to_string())?;
             finish(&tmp, &dir)?;
         }
+        if std::fs::read_to_string(dir.join("evals")).is_ok_and(|e| e.trim() == "2") && !var.traced
+        {
+            println!(
+                "cargo:warning=trimac-verilator: {name}: {}",
+                two_evals_why(&format!("Vtop_{name}"))
+            );
+        }
         println!("cargo:rustc-link-search=native={}", dir.display());
         println!("cargo:rustc-link-lib=static=trimac_vl_{name}");
         built.push(var);
@@ -237,8 +244,14 @@ fn build_model(
     }
     c.arg(&src);
     run(&mut c).map_err(|e| format!("verilating {name}: {e}"))?;
+    // Single eval per cycle for untraced models whose trigger state the shim knows.
+    let root_h = mdir.join(format!("{class}___024root.h"));
+    let one_eval =
+        !var.traced && std::fs::read_to_string(&root_h).is_ok_and(|text| single_eval_ok(&text));
+    let evals = if one_eval { "1\n" } else { "2\n" };
+    std::fs::write(dir.join("evals"), evals).map_err(|e| e.to_string())?;
     let shim = dir.join(format!("model_{name}.cpp"));
-    std::fs::write(&shim, model_cpp(&name, &class, false))
+    std::fs::write(&shim, model_cpp(&name, &class, one_eval))
         .map_err(|e| format!("writing {}: {e}", shim.display()))?;
     let mut b = cxx_build(include, dir);
     b.compiler(&cxx.program)

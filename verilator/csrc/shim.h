@@ -13,6 +13,17 @@
 //
 // Waveforms: timestamps 20 * cycle (clock low, settled) and 20 * cycle + 10 (after the rising
 // edge), as RtlDevice writes its VCD.
+//
+// Single eval (TRIMAC_ONE_EVAL = 1, untraced models only; the build defines it in the model's
+// file when the generated root class keeps trigger state for `posedge clock` alone, see
+// single_eval_ok in src/flags.rs): a cycle whose inputs (in_valid, in_data, reset, out_ready)
+// equal those of the previous eval skips the clock-low eval. That eval would change nothing:
+// the previous (rising-edge) eval left the model settled with these inputs and the current
+// registers, the falling edge triggers nothing, and the clock has no use but the edge
+// trigger; its one effect, the trigger's record of the previous clock level, is written
+// directly (__Vtrigprevexpr___TOP__clock__0 = 0) so that the next eval sees the rising edge.
+// The handshakes are then sampled from the settled outputs, as in the two-eval path. The
+// first cycle after construction and every cycle whose inputs changed take two evals.
 #pragma once
 
 #include <cstddef>
@@ -21,6 +32,12 @@
 #include <vector>
 
 #include "verilated.h"
+#ifndef TRIMAC_ONE_EVAL
+#define TRIMAC_ONE_EVAL 0
+#endif
+#if TRIMAC_ONE_EVAL && defined(TRIMAC_TRACE) && TRIMAC_TRACE
+#error "TRIMAC_ONE_EVAL is for untraced models (waveforms need the clock-low eval)"
+#endif
 #if TRIMAC_TRACE == 1
 #include "verilated_vcd_c.h"
 typedef VerilatedVcdC TrimacTraceFile;
@@ -102,9 +119,9 @@ class TrimacModel final : public TrimacSim {
 #else
         (void)trace_path;
 #endif
-        m->reset = 1;
+        reset_in = 1;
         step(false, 0);
-        m->reset = 0;
+        reset_in = 0;
     }
     ~TrimacModel() override {
 #if TRIMAC_TRACE
@@ -128,6 +145,22 @@ class TrimacModel final : public TrimacSim {
   protected:
     bool step(bool valid, uint8_t byte) override {
         M* t = m.get();
+#if TRIMAC_ONE_EVAL
+        if (settled && valid == last_valid && byte == last_data && reset_in == last_reset) {
+            bool taken = valid && t->in_ready;
+            if (t->out_valid) rx.push_back(t->out_data);
+            t->rootp->__Vtrigprevexpr___TOP__clock__0 = 0;
+            t->clock = 1;
+            t->eval();
+            cycle_count++;
+            return taken;
+        }
+        settled = true;
+        last_valid = valid;
+        last_data = byte;
+        last_reset = reset_in;
+#endif
+        t->reset = reset_in;
         t->in_valid = valid;
         t->in_data = byte;
         t->out_ready = 1;
@@ -148,6 +181,15 @@ class TrimacModel final : public TrimacSim {
     }
 
   private:
+    // The level the shim drives on `reset` (1 during the constructor's cycle).
+    uint8_t reset_in = 0;
+#if TRIMAC_ONE_EVAL
+    // The inputs of the last eval (out_ready is always 1), valid once `settled`.
+    bool settled = false;
+    bool last_valid = false;
+    uint8_t last_data = 0;
+    uint8_t last_reset = 0;
+#endif
     std::unique_ptr<VerilatedContext> ctx;
     std::unique_ptr<M> m;
 #if TRIMAC_TRACE

@@ -1,6 +1,6 @@
-// Verilator and C++ flags and the choice of the models' C++ compiler, shared by build.rs
-// (which `include!`s this file) and the on-demand builds of src/jit.rs, so both produce the
-// same models.
+// Verilator and C++ flags, the choice of the models' C++ compiler and the single-eval guard,
+// shared by build.rs (which `include!`s this file) and the on-demand builds of src/jit.rs, so
+// both produce the same models.
 
 /// Verilator flags of every model (docs/verilator.md): zero-initialised state like rust-hdl's
 /// simulator, assertions off, lint warnings are the lint gate's business (not the build's).
@@ -99,8 +99,36 @@ pub fn model_compiler() -> Result<Option<Compiler>, String> {
     Ok(CLANG_NAMES.iter().find_map(|name| compiler(name).ok()))
 }
 
+/// Whether a model may take the single-eval path of csrc/shim.h (`TRIMAC_ONE_EVAL`), judged
+/// from its generated `<class>___024root.h`: the only edge trigger Verilator keeps state for
+/// is `posedge clock` (exactly one `__Vtrigprevexpr` member, `__Vtrigprevexpr___TOP__clock__0`,
+/// which the shim resets to 0 in place of the skipped clock-low eval).
+pub fn single_eval_ok(root_h: &str) -> bool {
+    let mut any = false;
+    for word in root_h.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("__Vtrigprevexpr") {
+            if word != "__Vtrigprevexpr___TOP__clock__0" {
+                return false;
+            }
+            any = true;
+        }
+    }
+    any
+}
+
+/// Why an untraced model of `class` runs two evals per cycle (its root header failed
+/// [`single_eval_ok`]).
+pub fn two_evals_why(class: &str) -> String {
+    format!(
+        "{class}___024root.h keeps trigger state other than `__Vtrigprevexpr___TOP__clock__0` \
+         (another clock edge or a Verilator version the shim does not know): the model runs \
+         the two-eval cycle (slower, still exact)"
+    )
+}
+
 /// The C++ file that instantiates the shim for one verilated class and defines its constructor
-/// `trimac_vl_new_<name>`; `one_eval` enables the single-eval path of csrc/shim.h.
+/// `trimac_vl_new_<name>`; `one_eval` enables the single-eval path (untraced models that pass
+/// [`single_eval_ok`]).
 pub fn model_cpp(name: &str, class: &str, one_eval: bool) -> String {
     let mut s = String::new();
     if one_eval {
@@ -129,6 +157,18 @@ pub fn fnv(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn single_eval_needs_exactly_the_posedge_clock_trigger() {
+        let clock_only = "CData/*0:0*/ __VicoFirstIteration;\n\
+                          CData/*0:0*/ __Vtrigprevexpr___TOP__clock__0;\n";
+        assert!(single_eval_ok(clock_only));
+        assert!(!single_eval_ok("CData/*0:0*/ __VicoFirstIteration;\n"));
+        let two = format!("{clock_only}CData/*0:0*/ __Vtrigprevexpr___TOP__reset__0;\n");
+        assert!(!single_eval_ok(&two));
+        let other = "CData/*0:0*/ __Vtrigprevexpr___TOP__top__DOT__x__0;\n";
+        assert!(!single_eval_ok(other));
+    }
 
     #[test]
     fn the_model_file_includes_the_root_header_only_for_one_eval() {

@@ -10,7 +10,8 @@
 //! A build says on standard error what it builds, since a large array takes minutes.
 
 use crate::flags::{
-    compiler, fnv, model_compiler, model_cpp, Compiler, CXX_FLAGS, NO_CLANG_HINT, VERILATE_FLAGS,
+    compiler, fnv, model_compiler, model_cpp, single_eval_ok, two_evals_why, Compiler, CXX_FLAGS,
+    NO_CLANG_HINT, VERILATE_FLAGS,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -140,8 +141,17 @@ pub(crate) fn library(cfg: &Config, trace: Trace) -> Result<PathBuf, String> {
         }
         c.arg(&src);
         run(&mut c).map_err(|e| format!("verilating {}: {e}", cfg.array_name()))?;
+        // Single eval per cycle for untraced models whose trigger state the shim knows.
+        let one_eval = trace == Trace::Off
+            && std::fs::read_to_string(mdir.join(format!("{class}___024root.h")))
+                .is_ok_and(|text| single_eval_ok(&text));
+        if trace == Trace::Off && !one_eval {
+            eprintln!("trimac-verilator: warning: {}", two_evals_why(&class));
+        }
+        let evals = if one_eval { "1\n" } else { "2\n" };
+        std::fs::write(tmp.join("evals"), evals).map_err(|e| e.to_string())?;
         let model = tmp.join("model.cpp");
-        std::fs::write(&model, model_cpp("jit", &class, false)).map_err(|e| e.to_string())?;
+        std::fs::write(&model, model_cpp("jit", &class, one_eval)).map_err(|e| e.to_string())?;
         let mut sources: Vec<PathBuf> = std::fs::read_dir(&mdir)
             .map_err(|e| e.to_string())?
             .filter_map(|e| e.ok().map(|e| e.path()))

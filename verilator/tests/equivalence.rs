@@ -319,3 +319,74 @@ fn trace_writes_a_vcd_of_the_session() {
     );
     assert!(bad.err().unwrap().contains("/nonexistent-dir/x.vcd"));
 }
+
+/// Byte-by-byte transcript of traffic full of runs of equal bytes: the cycle count after each
+/// byte sent, and each reply byte with the cycle count when it arrived.
+fn runs_transcript(dev: &mut dyn ByteStream, cfg: &Config) -> Vec<(String, u8, Option<u64>)> {
+    let mut log = Vec::new();
+    let mut traffic = Vec::new();
+    // Noise (no sync byte) in runs, then frames whose payloads are runs of one byte.
+    for b in [0x00u8, 0x13, 0xff] {
+        traffic.extend(std::iter::repeat_n(b, 40));
+    }
+    let mut w = vec![Memory::Weights as u8, 0, 0];
+    w.extend(std::iter::repeat_n(
+        0x55,
+        cfg.rows * cfg.weight_word_bytes(),
+    ));
+    traffic.extend(request(Opcode::Write, &w));
+    let mut a = vec![Memory::Activations as u8, 0, 0];
+    a.extend(std::iter::repeat_n(0x7f, 2 * cfg.rows));
+    a.extend(std::iter::repeat_n(0x80, cfg.rows));
+    traffic.extend(request(Opcode::Write, &a));
+    traffic.extend(request(Opcode::Status, &[]));
+    traffic.extend(request(Opcode::Status, &[]));
+    for &b in &traffic {
+        dev.send(&[b]).expect("the device takes every byte");
+        log.push(("sent".to_string(), b, dev.cycles()));
+    }
+    // Each reply is 4 + 2 (WRITE) or 4 + STATUS_LEN + 2 bytes; read one byte at a time.
+    loop {
+        match dev.recv(1, 2_000) {
+            Ok(b) => log.push(("received".to_string(), b[0], dev.cycles())),
+            Err(_) => break,
+        }
+    }
+    log.push(("silence".to_string(), 0, dev.cycles()));
+    log
+}
+
+#[test]
+fn runs_of_equal_inputs_give_the_same_bytes_and_cycles() {
+    // Exercises the single-eval cycle of untraced models (csrc/shim.h): it is taken whenever
+    // the inputs repeat, here while a byte waits to be taken and through runs of equal bytes.
+    // The traced model (two evals every cycle) and rust-hdl must give the same transcript.
+    for (rows, cols) in [(4, 4), (8, 8)] {
+        let cfg = Config::new(rows, cols).unwrap();
+        let mut rtl = RtlDevice::new(&cfg, RtlOptions::default()).unwrap();
+        let reference = runs_transcript(&mut rtl, &cfg);
+        let received = reference.iter().filter(|e| e.0 == "received").count();
+        assert!(received >= 4 * 6, "{rows}x{cols}: replies to every frame");
+        let vcd = std::env::temp_dir().join(format!(
+            "trimac-runs-{rows}x{cols}-{}.vcd",
+            std::process::id()
+        ));
+        let opts = VerilatorOptions {
+            trace: Some(vcd.clone()),
+        };
+        let mut traced = VerilatorDevice::new(&cfg, opts).unwrap();
+        let mut fast = verilated(&cfg);
+        for (name, dev) in [
+            ("untraced", &mut fast as &mut dyn ByteStream),
+            ("traced", &mut traced),
+        ] {
+            let got = runs_transcript(dev, &cfg);
+            assert_eq!(got.len(), reference.len(), "{rows}x{cols} {name}");
+            for (i, (x, y)) in reference.iter().zip(&got).enumerate() {
+                assert_eq!(x, y, "{rows}x{cols} {name}: event {i} differs");
+            }
+        }
+        drop(traced);
+        let _ = std::fs::remove_file(&vcd);
+    }
+}
