@@ -346,11 +346,8 @@ fn runs_transcript(dev: &mut dyn ByteStream, cfg: &Config) -> Vec<(String, u8, O
         log.push(("sent".to_string(), b, dev.cycles()));
     }
     // Each reply is 4 + 2 (WRITE) or 4 + STATUS_LEN + 2 bytes; read one byte at a time.
-    loop {
-        match dev.recv(1, 2_000) {
-            Ok(b) => log.push(("received".to_string(), b[0], dev.cycles())),
-            Err(_) => break,
-        }
+    while let Ok(b) = dev.recv(1, 2_000) {
+        log.push(("received".to_string(), b[0], dev.cycles()));
     }
     log.push(("silence".to_string(), 0, dev.cycles()));
     log
