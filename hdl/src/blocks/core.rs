@@ -12,9 +12,7 @@
 //!
 //! The host link reaches every memory through the `host_*` ports while no run is in progress:
 //! writes are staged per lane and committed as whole words, reads return one byte chosen by a
-//! one-hot lane select. The read byte comes from a register, and so does the one after it: the
-//! byte after next is selected while the current one goes out, so the link can take a byte
-//! every cycle with no memory output in its path.
+//! one-hot lane select ([`ReadSelect`]).
 
 use super::accumulator_lane::AccumulatorLane;
 use super::controller::Controller;
@@ -69,11 +67,7 @@ pub struct Core {
     pub host_rd_sel: Signal<In, Bits<32>>,
     /// Host read: bit offset of the byte within a result lane (0, 8, 16, 24).
     pub host_rd_shift: Signal<In, Bits<5>>,
-    /// Host read: the link takes `host_rd_byte` this cycle and moves its selection to the next
-    /// byte of the word.
-    pub host_rd_advance: Signal<In, bool>,
-    /// Host read: the byte `host_rd_sel`/`host_rd_shift` select, registered: valid two cycles
-    /// after `host_rd_addr` and one after the selection settle, then it follows every advance.
+    /// Host read: the selected byte of the word at `host_rd_addr` one cycle earlier.
     pub host_rd_byte: Signal<Out, Bits<8>>,
     /// Host write: stage `host_wr_byte` into the lanes of byte `host_wr_sel`.
     pub host_stage: Signal<In, bool>,
@@ -107,17 +101,7 @@ pub struct Core {
     tok_last: Vec<DFF<bool>>,
     tok_row: Vec<DFF<Bits<16>>>,
     tok_out: Vec<DFF<Bits<16>>>,
-    k_mem_results: Constant<Bits<2>>,
-    /// The byte the selection selects, the next one and the one after (see the module docs).
-    read_now: ReadSelect,
-    read_next: ReadSelect,
-    read_after: ReadSelect,
-    rd_byte: DFF<Bits<8>>,
-    rd_next: DFF<Bits<8>>,
-    sel1: Signal<Local, Bits<32>>,
-    shift1: Signal<Local, Bits<5>>,
-    sel2: Signal<Local, Bits<32>>,
-    shift2: Signal<Local, Bits<5>>,
+    read_select: ReadSelect,
     _rows: usize,
     _cols: usize,
     _square: usize,
@@ -153,7 +137,6 @@ impl Core {
             host_rd_mem: Default::default(),
             host_rd_sel: Default::default(),
             host_rd_shift: Default::default(),
-            host_rd_advance: Default::default(),
             host_rd_byte: Default::default(),
             host_stage: Default::default(),
             host_commit: Default::default(),
@@ -181,16 +164,7 @@ impl Core {
             tok_last: dffs(rows + 1),
             tok_row: dffs(rows + 1),
             tok_out: dffs(rows + 1),
-            k_mem_results: Constant::new(MEM_RESULTS.into()),
-            read_now: ReadSelect::new(rows, cols),
-            read_next: ReadSelect::new(rows, cols),
-            read_after: ReadSelect::new(rows, cols),
-            rd_byte: Default::default(),
-            rd_next: Default::default(),
-            sel1: Default::default(),
-            shift1: Default::default(),
-            sel2: Default::default(),
-            shift2: Default::default(),
+            read_select: ReadSelect::new(rows, cols),
             _rows: rows,
             _cols: cols,
             _square: if rows == cols { rows } else { 0 },
@@ -342,59 +316,17 @@ impl Logic for Core {
                     self.requants[j].out_valid.val() & self.int8_out.val();
             }
         }
-        // Host read: the selection, the one after it and the one after that (a result lane's
-        // four bytes, then the next lane; one byte per select bit otherwise).
-        self.sel1.next = self.host_rd_sel.val() << 1;
-        self.shift1.next = self.host_rd_shift.val();
-        if self.host_rd_mem.val() == self.k_mem_results.val() {
-            self.sel1.next = self.host_rd_sel.val();
-            self.shift1.next = self.host_rd_shift.val() + 8;
-            if self.host_rd_shift.val() == 24 {
-                self.sel1.next = self.host_rd_sel.val() << 1;
-                self.shift1.next = 0.into();
-            }
-        }
-        self.sel2.next = self.sel1.val() << 1;
-        self.shift2.next = self.shift1.val();
-        if self.host_rd_mem.val() == self.k_mem_results.val() {
-            self.sel2.next = self.sel1.val();
-            self.shift2.next = self.shift1.val() + 8;
-            if self.shift1.val() == 24 {
-                self.sel2.next = self.sel1.val() << 1;
-                self.shift2.next = 0.into();
-            }
-        }
-        self.read_now.sel.next = self.host_rd_sel.val();
-        self.read_now.shift.next = self.host_rd_shift.val();
-        self.read_next.sel.next = self.sel1.val();
-        self.read_next.shift.next = self.shift1.val();
-        self.read_after.sel.next = self.sel2.val();
-        self.read_after.shift.next = self.shift2.val();
-        self.read_now.mem.next = self.host_rd_mem.val();
-        self.read_next.mem.next = self.host_rd_mem.val();
-        self.read_after.mem.next = self.host_rd_mem.val();
+        // Host read: one byte of the word the memories read.
+        self.read_select.mem.next = self.host_rd_mem.val();
+        self.read_select.sel.next = self.host_rd_sel.val();
+        self.read_select.shift.next = self.host_rd_shift.val();
         for j in 0..self._cols {
-            self.read_now.codes[j].next = self.weight_rams[j].read_data.val();
-            self.read_next.codes[j].next = self.weight_rams[j].read_data.val();
-            self.read_after.codes[j].next = self.weight_rams[j].read_data.val();
-            self.read_now.results[j].next = self.result_rams[j].read_data.val();
-            self.read_next.results[j].next = self.result_rams[j].read_data.val();
-            self.read_after.results[j].next = self.result_rams[j].read_data.val();
+            self.read_select.codes[j].next = self.weight_rams[j].read_data.val();
+            self.read_select.results[j].next = self.result_rams[j].read_data.val();
         }
         for i in 0..self._rows {
-            self.read_now.acts[i].next = self.act_banks[i].read_data.val();
-            self.read_next.acts[i].next = self.act_banks[i].read_data.val();
-            self.read_after.acts[i].next = self.act_banks[i].read_data.val();
+            self.read_select.acts[i].next = self.act_banks[i].read_data.val();
         }
-        // The byte out and the next one, registered; an advance moves both on a byte.
-        self.rd_byte.clock.next = self.clock.val();
-        self.rd_next.clock.next = self.clock.val();
-        self.rd_byte.d.next = self.read_now.picked.val();
-        self.rd_next.d.next = self.read_next.picked.val();
-        if self.host_rd_advance.val() {
-            self.rd_byte.d.next = self.rd_next.q.val();
-            self.rd_next.d.next = self.read_after.picked.val();
-        }
-        self.host_rd_byte.next = self.rd_byte.q.val();
+        self.host_rd_byte.next = self.read_select.picked.val();
     }
 }

@@ -42,10 +42,8 @@ pub enum LinkState {
     TxLenLo,
     /// Sending the high length byte.
     TxLenHi,
-    /// READ: the next word's address is at the memories (their data comes a cycle later).
+    /// Waiting one cycle for memory read data.
     TxFetch,
-    /// READ: the core registers the word's first byte.
-    TxSelect,
     /// Sending payload bytes.
     TxPayload,
     /// Sending the low CRC byte.
@@ -109,8 +107,6 @@ pub struct HostLink {
     pub host_rd_sel: Signal<Out, Bits<32>>,
     /// To the core: byte offset within a result lane.
     pub host_rd_shift: Signal<Out, Bits<5>>,
-    /// To the core: READ takes the byte this cycle (the selection moves on).
-    pub host_rd_advance: Signal<Out, bool>,
     /// From the core: the byte read.
     pub host_rd_byte: Signal<In, Bits<8>>,
     /// To the core: stage a write byte.
@@ -318,7 +314,6 @@ impl HostLink {
             host_rd_mem: Default::default(),
             host_rd_sel: Default::default(),
             host_rd_shift: Default::default(),
-            host_rd_advance: Default::default(),
             host_rd_byte: Default::default(),
             host_stage: Default::default(),
             host_commit: Default::default(),
@@ -694,8 +689,6 @@ impl Logic for HostLink {
         }
         self.rx.next = self.in_valid.val() & self.in_ready.val();
         self.tx.next = self.out_valid.val() & self.out_ready.val();
-        self.host_rd_advance.next =
-            self.tx.val() & (self.state.q.val() == LinkState::TxPayload) & self.op_read.q.val();
         self.tx_byte.d.next = self.out_data.val();
         self.tx_pend.d.next = self.tx.val()
             & ((self.state.q.val() == LinkState::TxStatus)
@@ -1107,10 +1100,7 @@ impl Logic for HostLink {
                 if self.tx.val() {
                     self.state.d.next = LinkState::TxPayload;
                     if self.op_read.q.val() {
-                        // The first word's address has been at the memories since the
-                        // request: its data is there, only the core's byte registers are to
-                        // fill.
-                        self.state.d.next = LinkState::TxSelect;
+                        self.state.d.next = LinkState::TxFetch;
                     }
                     if self.reply_len.q.val() == 0 {
                         self.state.d.next = LinkState::TxCrcLo;
@@ -1118,9 +1108,6 @@ impl Logic for HostLink {
                 }
             }
             LinkState::TxFetch => {
-                self.state.d.next = LinkState::TxSelect;
-            }
-            LinkState::TxSelect => {
                 self.state.d.next = LinkState::TxPayload;
             }
             LinkState::TxPayload => {
