@@ -53,7 +53,7 @@ impl ReadSelect {
     pub fn new(rows: usize, cols: usize) -> Self {
         assert!((1..=32).contains(&rows), "rows = {rows}");
         assert!(
-            (4..=32).contains(&cols) && cols % 4 == 0,
+            (4..=32).contains(&cols) && cols.is_multiple_of(4),
             "cols = {cols} must be a multiple of 4 in 4..=32"
         );
         Self {
