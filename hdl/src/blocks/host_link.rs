@@ -962,9 +962,7 @@ impl Logic for HostLink {
                 }
             }
             LinkState::CrcHi => {
-                self.prod_mk.d.next = self.p_m.q.val() * self.p_kt.q.val();
-                self.prod_nk.d.next = self.p_nt.q.val() * self.p_kt.q.val();
-                self.prod_mn.d.next = self.p_m.q.val() * self.p_nt.q.val();
+                // The products hold from CrcLo (the fields do not change any more).
                 self.act_end.d.next = bit_cast::<32, 16>(self.p_act.q.val()) + self.prod_mk.q.val();
                 self.wt_end.d.next = bit_cast::<32, 16>(self.p_wt.q.val())
                     + (self.prod_nk.q.val() << self.row_shift.val());
