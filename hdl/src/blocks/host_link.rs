@@ -170,8 +170,7 @@ pub struct HostLink {
     square: Constant<bool>,
     // Frame.
     state: DFF<LinkState>,
-    opcode: DFF<Bits<8>>,
-    // Decoded once, when the byte arrives: the opcode and the memory ids as flags.
+    // The opcode and the memory ids, decoded into flags when their byte arrives.
     op_info: DFF<bool>,
     op_reset: DFF<bool>,
     op_status: DFF<bool>,
@@ -367,7 +366,6 @@ impl HostLink {
             r_last_sel: k32(1 << (cfg.cols - 1)),
             square: Constant::new(cfg.rows == cfg.cols),
             state: Default::default(),
-            opcode: Default::default(),
             op_info: Default::default(),
             op_reset: Default::default(),
             op_status: Default::default(),
@@ -467,7 +465,6 @@ impl Logic for HostLink {
             self,
             clock,
             state,
-            opcode,
             op_info,
             op_reset,
             op_status,
@@ -767,7 +764,6 @@ impl Logic for HostLink {
             }
             LinkState::Opcode => {
                 if self.rx.val() {
-                    self.opcode.d.next = self.in_data.val();
                     self.op_info.d.next = self.in_data.val() == self.k_op_info.val();
                     self.op_reset.d.next = self.in_data.val() == self.k_op_reset.val();
                     self.op_status.d.next = self.in_data.val() == self.k_op_status.val();
