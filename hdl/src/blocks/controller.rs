@@ -279,3 +279,151 @@ impl Logic for Controller {
         }
     }
 }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::testing::tick;
+
+    /// What the controller must issue in one Issue cycle, from the schedule in the module doc.
+    #[derive(Debug, PartialEq)]
+    struct Issue {
+        act: Option<(u64, bool)>,
+        wt: Option<(u64, bool)>,
+        tok: Option<(bool, bool, u64, u64)>,
+    }
+
+    /// The schedule of a run, cycle by cycle from the first Issue cycle.
+    fn schedule(rows: usize, cols: usize, m: usize, kt: usize, nt: usize) -> Vec<Issue> {
+        let (act_base, wt_base, out_base) = (100, 200, 300);
+        let period = m.max(rows).max(cols);
+        let mut out = vec![];
+        for n in 0..nt {
+            for k in 0..kt {
+                let t = n * kt + k;
+                let last = t + 1 == kt * nt;
+                let len = if last { m.max(rows) } else { period };
+                for s in 0..len {
+                    out.push(Issue {
+                        act: (s < m).then(|| ((act_base + s * kt + k) as u64, s == 0)),
+                        wt: (s < rows).then(|| ((wt_base + t * rows + s) as u64, s == 0)),
+                        tok: (s < m).then(|| {
+                            (
+                                k == 0,
+                                k + 1 == kt,
+                                s as u64,
+                                (out_base + n + s * nt) as u64,
+                            )
+                        }),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn observed(c: &Controller) -> Issue {
+        Issue {
+            act: c
+                .act_valid
+                .val()
+                .then(|| (c.act_addr.val().index() as u64, c.act_swap.val())),
+            wt: c
+                .wt_valid
+                .val()
+                .then(|| (c.wt_addr.val().index() as u64, c.wt_start.val())),
+            tok: c.act_valid.val().then(|| {
+                (
+                    c.tok_first.val(),
+                    c.tok_last.val(),
+                    c.tok_row.val().index() as u64,
+                    c.tok_out.val().index() as u64,
+                )
+            }),
+        }
+    }
+
+    /// Runs one layer and checks every cycle against `schedule` and the cycle formula.
+    fn check_run(c: &mut Controller, rows: usize, cols: usize, m: usize, kt: usize, nt: usize) {
+        let cfg = crate::Config::new(rows, cols).unwrap();
+        c.m.next = (m as u64).into();
+        c.k_tiles.next = (kt as u64).into();
+        c.n_tiles.next = (nt as u64).into();
+        c.act_base.next = 100.into();
+        c.wt_base.next = 200.into();
+        c.out_base.next = 300.into();
+        c.start.next = true;
+        tick(c, |b| &mut b.clock);
+        c.start.next = false;
+        let want = schedule(rows, cols, m, kt, nt);
+        let shape = format!("{rows}x{cols}, m {m}, {kt} K-tiles, {nt} N-tiles");
+        for (cycle, w) in want.iter().enumerate() {
+            assert!(
+                c.busy.val() && !c.done.val(),
+                "{shape}: issue cycle {cycle}"
+            );
+            assert_eq!(&observed(c), w, "{shape}: issue cycle {cycle}");
+            tick(c, |b| &mut b.clock);
+        }
+        let drain = rows + cols + DRAIN_EXTRA;
+        for cycle in 0..drain {
+            let o = observed(c);
+            assert!(
+                o.act.is_none() && o.wt.is_none(),
+                "{shape}: drain cycle {cycle}"
+            );
+            assert!(c.busy.val(), "{shape}: drain cycle {cycle}");
+            assert_eq!(
+                c.done.val(),
+                cycle + 1 == drain,
+                "{shape}: drain cycle {cycle}"
+            );
+            if c.done.val() {
+                let total = 1 + want.len() + drain;
+                assert_eq!(total as u64, cfg.run_cycles(m, kt, nt), "{shape}");
+                assert_eq!(c.run_cycles.val().index() + 1, total, "{shape}");
+            }
+            tick(c, |b| &mut b.clock);
+        }
+        assert!(
+            !c.busy.val() && !c.done.val(),
+            "{shape}: idle after the run"
+        );
+    }
+
+    #[test]
+    fn issues_the_documented_schedule() {
+        for (rows, cols) in [(2, 4), (2, 8), (4, 4), (8, 4), (4, 8), (8, 8)] {
+            let mut c = Controller::new(rows, cols);
+            c.connect_all();
+            for m in [1, 2, 3, 5, 9, 17] {
+                for kt in 1..=3 {
+                    for nt in 1..=3 {
+                        check_run(&mut c, rows, cols, m, kt, nt);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reset_returns_to_idle_mid_run() {
+        let mut c = Controller::new(4, 4);
+        c.connect_all();
+        c.m.next = 6.into();
+        c.k_tiles.next = 2.into();
+        c.n_tiles.next = 2.into();
+        c.start.next = true;
+        tick(&mut c, |b| &mut b.clock);
+        c.start.next = false;
+        for _ in 0..7 {
+            tick(&mut c, |b| &mut b.clock);
+        }
+        assert!(c.busy.val());
+        c.reset.next = true;
+        tick(&mut c, |b| &mut b.clock);
+        c.reset.next = false;
+        assert!(!c.busy.val() && !c.act_valid.val() && !c.wt_valid.val());
+        // A new run after the reset follows the schedule from its start.
+        check_run(&mut c, 4, 4, 5, 2, 3);
+    }
+}
