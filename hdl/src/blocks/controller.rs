@@ -8,9 +8,12 @@
 //! steps, then the controller waits `rows + cols + DRAIN_EXTRA` cycles for the last result to
 //! be written. See docs/architecture.md for why this schedule never stalls.
 //!
-//! For the clock rate, no decision chains an add into a compare: the tile counters count down
-//! to zero beside the K/N-tile indices, and the step that ends a tile is a register refreshed
-//! every cycle (a tile lasts at least two steps, so its step 0 never needs it).
+//! For the clock rate, every decision that steers many registers is itself a register: whether
+//! the current step ends its tile (`at_end`, computed a step ahead: a tile lasts at least two
+//! steps, so its step 0 never ends it), whether the tile is its outputs' last K-tile
+//! (`kt_last`) and whether it is the run's last tile (`last_tile`), both computed when the
+//! previous tile ends. No decision chains an add into a compare: the tile counters count down
+//! beside the K/N-tile indices.
 
 use rust_hdl::prelude::*;
 
@@ -84,9 +87,12 @@ pub struct Controller {
     kt: DFF<Bits<16>>,
     kt_left: DFF<Bits<16>>,
     nt_left: DFF<Bits<16>>,
-    period_last: DFF<Bits<16>>,
-    last_tile_last: DFF<Bits<16>>,
-    end_step: DFF<Bits<16>>,
+    period_m2: DFF<Bits<16>>,
+    last_tile_m2: DFF<Bits<16>>,
+    at_end: DFF<bool>,
+    kt_last: DFF<bool>,
+    last_tile: DFF<bool>,
+    k_single: DFF<bool>,
     act_row: DFF<Bits<16>>,
     act_next: DFF<Bits<16>>,
     out_row: DFF<Bits<16>>,
@@ -94,8 +100,7 @@ pub struct Controller {
     wt_next: DFF<Bits<16>>,
     drain: DFF<Bits<16>>,
     cycles: DFF<Bits<32>>,
-    last_tile: Signal<Local, bool>,
-    kt_last: Signal<Local, bool>,
+    end_m2: Signal<Local, Bits<16>>,
     issuing_act: Signal<Local, bool>,
     shape_max: Signal<Local, Bits<16>>,
 }
@@ -135,9 +140,12 @@ impl Controller {
             kt: Default::default(),
             kt_left: Default::default(),
             nt_left: Default::default(),
-            period_last: Default::default(),
-            last_tile_last: Default::default(),
-            end_step: Default::default(),
+            period_m2: Default::default(),
+            last_tile_m2: Default::default(),
+            at_end: Default::default(),
+            kt_last: Default::default(),
+            last_tile: Default::default(),
+            k_single: Default::default(),
             act_row: Default::default(),
             act_next: Default::default(),
             out_row: Default::default(),
@@ -145,8 +153,7 @@ impl Controller {
             wt_next: Default::default(),
             drain: Default::default(),
             cycles: Default::default(),
-            last_tile: Default::default(),
-            kt_last: Default::default(),
+            end_m2: Default::default(),
             issuing_act: Default::default(),
             shape_max: Default::default(),
         }
@@ -164,9 +171,12 @@ impl Logic for Controller {
             kt,
             kt_left,
             nt_left,
-            period_last,
-            last_tile_last,
-            end_step,
+            period_m2,
+            last_tile_m2,
+            at_end,
+            kt_last,
+            last_tile,
+            k_single,
             act_row,
             act_next,
             out_row,
@@ -175,12 +185,11 @@ impl Logic for Controller {
             drain,
             cycles
         );
-        self.kt_last.next = self.kt_left.q.val() == 0;
-        self.last_tile.next = self.kt_last.val() & (self.nt_left.q.val() == 0);
-        // The last step of the tile in progress, for the next cycle's compare.
-        self.end_step.d.next = self.period_last.q.val();
-        if self.last_tile.val() {
-            self.end_step.d.next = self.last_tile_last.q.val();
+        // The step before the tile's last: when the step register holds it, the next step ends
+        // the tile.
+        self.end_m2.next = self.period_m2.q.val();
+        if self.last_tile.q.val() {
+            self.end_m2.next = self.last_tile_m2.q.val();
         }
         self.issuing_act.next =
             (self.state.q.val() == RunState::Issue) & (self.step.q.val() < self.m.val());
@@ -197,7 +206,7 @@ impl Logic for Controller {
         self.wt_start.next = self.step.q.val() == 0;
         self.wt_addr.next = self.wt_next.q.val();
         self.tok_first.next = self.kt.q.val() == 0;
-        self.tok_last.next = self.kt_last.val();
+        self.tok_last.next = self.kt_last.q.val();
         self.tok_row.next = self.step.q.val();
         self.tok_out.next = self.out_next.q.val();
         // max(rows, cols), then the tile period max(m, rows, cols) and the last tile's length.
@@ -214,15 +223,18 @@ impl Logic for Controller {
                     self.kt_left.d.next = self.k_tiles.val() - 1;
                     self.nt_left.d.next = self.n_tiles.val() - 1;
                     self.cycles.d.next = 1.into();
-                    // Step 0 is never a tile's last: no match until the register refreshes.
-                    self.end_step.d.next = 0xFFFF.into();
-                    self.period_last.d.next = self.shape_max.val() - 1;
+                    // Step 0 is never a tile's last (a tile lasts at least two steps).
+                    self.at_end.d.next = false;
+                    self.k_single.d.next = self.k_tiles.val() == 1;
+                    self.kt_last.d.next = self.k_tiles.val() == 1;
+                    self.last_tile.d.next = (self.k_tiles.val() == 1) & (self.n_tiles.val() == 1);
+                    self.period_m2.d.next = self.shape_max.val() - 2;
                     if self.m.val() > self.shape_max.val() {
-                        self.period_last.d.next = self.m.val() - 1;
+                        self.period_m2.d.next = self.m.val() - 2;
                     }
-                    self.last_tile_last.d.next = self.rows.val() - 1;
+                    self.last_tile_m2.d.next = self.rows.val() - 2;
                     if self.m.val() > self.rows.val() {
-                        self.last_tile_last.d.next = self.m.val() - 1;
+                        self.last_tile_m2.d.next = self.m.val() - 2;
                     }
                     self.act_row.d.next = self.act_base.val();
                     self.act_next.d.next = self.act_base.val();
@@ -241,12 +253,17 @@ impl Logic for Controller {
                     self.wt_next.d.next = self.wt_next.q.val() + 1;
                 }
                 self.step.d.next = self.step.q.val() + 1;
-                if self.step.q.val() == self.end_step.q.val() {
+                self.at_end.d.next = self.step.q.val() == self.end_m2.val();
+                if self.at_end.q.val() {
                     self.step.d.next = 0.into();
-                    if self.last_tile.val() {
+                    self.at_end.d.next = false;
+                    if self.last_tile.q.val() {
                         self.state.d.next = RunState::Drain;
                         self.drain.d.next = 0.into();
-                    } else if self.kt_last.val() {
+                    } else if self.kt_last.q.val() {
+                        // The next tile is the next N-tile's first K-tile.
+                        self.kt_last.d.next = self.k_single.q.val();
+                        self.last_tile.d.next = self.k_single.q.val() & (self.nt_left.q.val() == 1);
                         self.kt.d.next = 0.into();
                         self.kt_left.d.next = self.k_tiles.val() - 1;
                         self.nt_left.d.next = self.nt_left.q.val() - 1;
@@ -255,6 +272,10 @@ impl Logic for Controller {
                         self.out_row.d.next = self.out_row.q.val() + 1;
                         self.out_next.d.next = self.out_row.q.val() + 1;
                     } else {
+                        // The next tile is this N-tile's next K-tile.
+                        self.kt_last.d.next = self.kt_left.q.val() == 1;
+                        self.last_tile.d.next =
+                            (self.kt_left.q.val() == 1) & (self.nt_left.q.val() == 0);
                         self.kt.d.next = self.kt.q.val() + 1;
                         self.kt_left.d.next = self.kt_left.q.val() - 1;
                         self.act_row.d.next = self.act_row.q.val() + 1;
@@ -279,6 +300,7 @@ impl Logic for Controller {
         }
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
