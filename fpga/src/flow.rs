@@ -654,7 +654,7 @@ pub fn build(
         Some(synthesize(
             board,
             dir,
-            &generate_verilog(&arr),
+            &trimac_hdl::verilog::share_identical_modules(&generate_verilog(&arr)),
             "top",
             "array",
             false,

@@ -285,7 +285,7 @@ pub fn board_wrapper(board: &Board) -> String {
 pub fn board_verilog(board: &Board, plan: &TopPlan) -> String {
     let mut top = BoardTop::new(plan);
     top.connect_all();
-    let mut v = generate_verilog(&top);
+    let mut v = trimac_hdl::verilog::share_identical_modules(&generate_verilog(&top));
     v.push_str(&board_wrapper(board));
     v
 }
@@ -334,6 +334,20 @@ mod tests {
         let v = board_verilog(up, &plan);
         assert!(v.contains("SB_PLL40_CORE") && v.contains("SB_RGBA_DRV"));
         assert!(v.contains(".button(1'b0)"));
+        // The 16 PEs share a handful of module definitions (rust-hdl writes one per PE).
+        let pes = |v: &str| {
+            v.lines()
+                .filter(|l| l.starts_with("module top$serial$top$core$array$pes$"))
+                .count()
+        };
+        let mut top = BoardTop::new(&plan);
+        top.connect_all();
+        assert_eq!(
+            pes(&generate_verilog(&top)),
+            16 * 6,
+            "rust-hdl's own output"
+        );
+        assert!(pes(&v) <= 4 * 6, "PE modules not shared: {}", pes(&v));
     }
 
     /// Steps the board top by hand: the PLL passes the oscillator through in simulation.
