@@ -72,3 +72,56 @@ fn random_three_layer_models() {
         check_model(&cfg, &model, &random_int8(seed, images * 13), images);
     }
 }
+
+/// Every requantizer corner on the device: a first layer requantized with the shift, multiplier
+/// and ReLU under test, then an identity layer, so the logits are the requantized bytes
+/// themselves. Sums reach the clamp at both ends and sit on rounding boundaries.
+#[test]
+fn requantization_corners_on_device() {
+    let cfg = Config::new(4, 4).unwrap();
+    let (k, h, images) = (12, 4, 6);
+    // Inputs at the int8 extremes and in between, so sums span -1536..=1536.
+    let mut x = random_int8(7, images * k);
+    for (i, v) in x.iter_mut().enumerate().take(2 * k) {
+        *v = if i < k { 127 } else { -128 };
+    }
+    let identity: Vec<i8> = (0..h * h).map(|i| i8::from(i / h == i % h)).collect();
+    let cases = [
+        (1u16, 0u8, false),
+        (1, 0, true),
+        (u16::MAX, 0, false),
+        (u16::MAX, 31, false),
+        (u16::MAX, 16, true),
+        (u16::MAX, 24, false),
+        (3, 1, false),
+        (3, 2, true),
+        (255, 7, false),
+        (1000, 12, true),
+        (32768, 20, false),
+        (0, 5, false),
+        (12345, 17, true),
+        (7, 31, false),
+    ];
+    for (seed, &(mult, shift, relu)) in cases.iter().enumerate() {
+        let model = Model {
+            layers: vec![
+                Layer {
+                    k,
+                    n: h,
+                    weights: random_ternary(100 + seed as u64, k * h),
+                    requant: Some(Requant { mult, shift, relu }),
+                },
+                Layer {
+                    k: h,
+                    n: h,
+                    weights: identity.clone(),
+                    requant: None,
+                },
+            ],
+            input_len: k,
+            classes: h,
+            input_quant: InputQuant::default(),
+        };
+        check_model(&cfg, &model, &x, images);
+    }
+}

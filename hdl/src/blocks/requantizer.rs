@@ -7,7 +7,10 @@
 //!
 //! The 48-bit arithmetic is beyond rust-hdl's 16-bit multiplier and fast bit vectors, so this
 //! block is written directly: [`requantize`] is its simulation model and `hdl()` the same
-//! function in Verilog.
+//! function in Verilog, split over the two stages as [`requantize_staged`] shows (and its
+//! test proves equal): stage 1 registers the product and the clamp thresholds, which depend on
+//! the shift alone; stage 2 compares the product with them and picks the output byte straight
+//! from the product's bits, so no cycle holds a 48-bit add followed by a 48-bit shift.
 
 use crate::config::ACC_BITS;
 use rust_hdl::prelude::*;
@@ -22,6 +25,46 @@ pub fn requantize(value: i32, mult: u16, shift: u8, relu: bool) -> i8 {
     let round = if shift > 0 { 1i64 << (shift - 1) } else { 0 };
     let lo = if relu { 0 } else { -128 };
     ((product + round) >> shift).clamp(lo, 127) as i8
+}
+
+/// Stage 1 of the Verilog: the product and the thresholds it is compared with.
+/// `(product, t_hi, t_lo)`: the result clamps to 127 when `product >= t_hi` and to the low
+/// bound when `product < t_lo`.
+pub fn requantize_stage1(value: i32, mult: u16, shift: u8, relu: bool) -> (i64, i64, i64) {
+    let shift = shift.min(31);
+    let round = if shift > 0 { 1i64 << (shift - 1) } else { 0 };
+    let lo: i64 = if relu { 0 } else { -128 };
+    // (p + round) >> s > 127  <=>  p >= 128 * 2^s - round;  (p + round) >> s < lo  <=>
+    // p < lo * 2^s - round.
+    (
+        value as i64 * mult as i64,
+        (128i64 << shift) - round,
+        (lo << shift) - round,
+    )
+}
+
+/// [`requantize`] computed as the Verilog does, over its two stages: the unclamped byte is
+/// bits `shift + 7 ..= shift` of the product plus its bit `shift - 1` (the rounding).
+pub fn requantize_staged(value: i32, mult: u16, shift: u8, relu: bool) -> i8 {
+    let (product, t_hi, t_lo) = requantize_stage1(value, mult, shift, relu);
+    let shift = shift.min(31);
+    let body = (product >> shift) as u8;
+    let round_bit = if shift > 0 {
+        (product >> (shift - 1)) & 1
+    } else {
+        0
+    };
+    if product >= t_hi {
+        127
+    } else if product < t_lo {
+        if relu {
+            0
+        } else {
+            -128
+        }
+    } else {
+        body.wrapping_add(round_bit as u8) as i8
+    }
 }
 
 /// Two-stage requantizer for one lane.
@@ -88,25 +131,40 @@ impl Logic for Requantizer {
 reg s_valid;
 reg [31:0] s_raw;
 reg [15:0] s_addr;
-reg [7:0] s_byte;
-wire signed [48:0] product = $signed(in_value) * $signed({1'b0, mult});
-wire signed [48:0] round = (shift == 5'd0) ? 49'sd0 : (49'sd1 <<< (shift - 5'd1));
-wire signed [48:0] scaled = (product + round) >>> shift;
-wire signed [48:0] lo = relu ? 49'sd0 : -49'sd128;
-wire [7:0] clamped = (scaled > 49'sd127) ? 8'd127 : (scaled < lo) ? lo[7:0] : scaled[7:0];
+reg signed [47:0] s_product;
+reg signed [47:0] s_t_hi;
+reg signed [47:0] s_t_lo;
+reg [4:0] s_shift;
+reg s_relu;
+// Stage 1: the product, and the thresholds (functions of the shift alone).
+wire signed [47:0] product = $signed(in_value) * $signed({1'b0, mult});
+wire signed [47:0] round = (shift == 5'd0) ? 48'sd0 : (48'sd1 <<< (shift - 5'd1));
+wire signed [47:0] t_hi = (48'sd128 <<< shift) - round;
+wire signed [47:0] t_lo = (relu ? 48'sd0 : (-48'sd128 <<< shift)) - round;
+// Stage 2: compare, and take the byte from the product's bits.
+wire [47:0] shifted = s_product >>> s_shift;
+wire round_bit = (s_shift == 5'd0) ? 1'b0 : s_product[s_shift - 5'd1];
+wire [7:0] body = shifted[7:0] + {7'd0, round_bit};
+wire [7:0] clamped = (s_product >= s_t_hi) ? 8'd127
+                   : (s_product < s_t_lo) ? (s_relu ? 8'd0 : 8'h80) : body;
 initial begin
-   s_valid = 0; s_raw = 0; s_addr = 0; s_byte = 0;
+   s_valid = 0; s_raw = 0; s_addr = 0; s_product = 0; s_t_hi = 0; s_t_lo = 0;
+   s_shift = 0; s_relu = 0;
    out_valid = 0; out_raw = 0; out_addr = 0; out_byte = 0;
 end
 always @(posedge clock) begin
    out_valid <= s_valid;
    out_raw <= s_raw;
    out_addr <= s_addr;
-   out_byte <= s_byte;
+   out_byte <= clamped;
    s_valid <= in_valid;
    s_raw <= in_value;
    s_addr <= in_addr;
-   s_byte <= clamped;
+   s_product <= product;
+   s_t_hi <= t_hi;
+   s_t_lo <= t_lo;
+   s_shift <= shift;
+   s_relu <= relu;
 end
 "
             .into(),
@@ -139,6 +197,54 @@ end
 mod tests {
     use super::*;
     use crate::blocks::testing::tick;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = i32> {
+        prop_oneof![
+            any::<i32>(),
+            -70_000i32..70_000,
+            Just(i32::MIN),
+            Just(i32::MAX),
+            Just(0),
+        ]
+    }
+
+    fn multiplier() -> impl Strategy<Value = u16> {
+        prop_oneof![any::<u16>(), Just(0), Just(1), Just(u16::MAX)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        /// The Verilog's two-stage arithmetic equals the function, shifts out of range included.
+        #[test]
+        fn staged_equals_the_function(v in value(), m in multiplier(), s in 0u8..=40, relu in any::<bool>()) {
+            prop_assert_eq!(requantize_staged(v, m, s, relu), requantize(v, m, s, relu));
+        }
+    }
+
+    #[test]
+    fn staged_equals_the_function_at_every_threshold() {
+        // The values on both sides of every clamp and rounding boundary, for every shift.
+        for shift in 0u8..=31 {
+            for relu in [false, true] {
+                for mult in [1u16, 3, 255, 32768, u16::MAX] {
+                    let (_, hi, lo) = requantize_stage1(0, mult, shift, relu);
+                    let step = 1i64 << shift;
+                    for target in [hi, lo, hi - step / 2, lo + step / 2, 0] {
+                        let centre = target / mult as i64;
+                        for v in centre - 2..=centre + 2 {
+                            let v = v.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+                            assert_eq!(
+                                requantize_staged(v, mult, shift, relu),
+                                requantize(v, mult, shift, relu),
+                                "{v} * {mult} >> {shift}, relu {relu}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn function_rounds_half_up_and_clamps() {
