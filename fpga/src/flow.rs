@@ -606,8 +606,13 @@ fn synthesize(
     } else {
         String::new()
     };
-    let script =
-        format!("read_verilog {stem}.v; {synth}; {json}tee -q -o {stem}-stat.json stat -json");
+    // Each shared module definition (verilog::share_identical_modules) is elaborated and
+    // cleaned once before `flatten` copies it into every instance: at 32x32 this keeps yosys
+    // under the 4 GB a WebAssembly build can address (flattening the raw processes needs more).
+    let script = format!(
+        "read_verilog {stem}.v; hierarchy -top {top_module}; proc; opt_clean; opt -fast; \
+         {synth}; {json}tee -q -o {stem}-stat.json stat -json"
+    );
     run_tool(
         Tool::Yosys,
         &["-q".into(), "-p".into(), script],
