@@ -94,16 +94,17 @@ pub fn share_identical_modules(verilog: &str) -> String {
             return None; // a module instantiates itself: leave the text alone
         }
         let m = &modules[i];
+        let last = m.lines.len() - 1;
         let mut key = String::new();
         for (n, line) in m.lines.iter().enumerate() {
-            let is_name_line = n == 0 || n + 1 == m.lines.len();
             match instance_type(line).and_then(|t| index.get(t)) {
-                Some(&child) if !is_name_line => {
+                Some(&child) => {
                     let c = resolve(child, modules, index, shared, by_text, depth + 1)?;
                     key.push_str(&line.replacen(modules[child].name, modules[c].name, 1));
                 }
-                _ if is_name_line => key.push_str(&line.replacen(m.name, "\u{0}", 1)),
-                _ => key.push_str(line),
+                // The `module NAME(` and `endmodule // NAME` lines, without the name.
+                None if n == 0 || n == last => key.push_str(&line.replacen(m.name, "\u{0}", 1)),
+                None => key.push_str(line),
             }
             key.push('\n');
         }
@@ -123,11 +124,11 @@ pub fn share_identical_modules(verilog: &str) -> String {
         }
         for line in &m.lines {
             match instance_type(line).and_then(|t| index.get(t)) {
-                Some(&child) if !line.starts_with("module ") => {
+                Some(&child) => {
                     let to = modules[shared[child].unwrap_or(child)].name;
                     out.push_str(&line.replacen(modules[child].name, to, 1));
                 }
-                _ => out.push_str(line),
+                None => out.push_str(line),
             }
             out.push('\n');
         }
