@@ -11,8 +11,8 @@
 //! ```
 //!
 //! The host link reaches every memory through the `host_*` ports while no run is in progress:
-//! writes are staged per lane and committed as whole words, reads return one byte chosen by a
-//! one-hot lane select ([`ReadSelect`]).
+//! writes are staged per lane and committed as whole words, reads load one byte chosen by a
+//! one-hot lane select ([`ReadSelect`]) into a register.
 
 use super::accumulator_lane::AccumulatorLane;
 use super::controller::Controller;
@@ -67,7 +67,11 @@ pub struct Core {
     pub host_rd_sel: Signal<In, Bits<32>>,
     /// Host read: bit offset of the byte within a result lane (0, 8, 16, 24).
     pub host_rd_shift: Signal<In, Bits<5>>,
-    /// Host read: the selected byte of the word at `host_rd_addr` one cycle earlier.
+    /// Host read: load `host_rd_byte` with the selected byte of the word the memories read
+    /// (the word at `host_rd_addr` one cycle earlier).
+    pub host_rd_load: Signal<In, bool>,
+    /// Host read: the byte of the last load (a register, so the reply path starts at a
+    /// flip-flop rather than at the memories' outputs).
     pub host_rd_byte: Signal<Out, Bits<8>>,
     /// Host write: stage `host_wr_byte` into the lanes of byte `host_wr_sel`.
     pub host_stage: Signal<In, bool>,
@@ -102,6 +106,7 @@ pub struct Core {
     tok_row: Vec<DFF<Bits<16>>>,
     tok_out: Vec<DFF<Bits<16>>>,
     read_select: ReadSelect,
+    rd_byte: DFF<Bits<8>>,
     _rows: usize,
     _cols: usize,
     _square: usize,
@@ -137,6 +142,7 @@ impl Core {
             host_rd_mem: Default::default(),
             host_rd_sel: Default::default(),
             host_rd_shift: Default::default(),
+            host_rd_load: Default::default(),
             host_rd_byte: Default::default(),
             host_stage: Default::default(),
             host_commit: Default::default(),
@@ -165,6 +171,7 @@ impl Core {
             tok_row: dffs(rows + 1),
             tok_out: dffs(rows + 1),
             read_select: ReadSelect::new(rows, cols),
+            rd_byte: Default::default(),
             _rows: rows,
             _cols: cols,
             _square: if rows == cols { rows } else { 0 },
@@ -316,7 +323,7 @@ impl Logic for Core {
                     self.requants[j].out_valid.val() & self.int8_out.val();
             }
         }
-        // Host read: one byte of the word the memories read.
+        // Host read: one byte of the word the memories read, registered on a load.
         self.read_select.mem.next = self.host_rd_mem.val();
         self.read_select.sel.next = self.host_rd_sel.val();
         self.read_select.shift.next = self.host_rd_shift.val();
@@ -327,6 +334,11 @@ impl Logic for Core {
         for i in 0..self._rows {
             self.read_select.acts[i].next = self.act_banks[i].read_data.val();
         }
-        self.host_rd_byte.next = self.read_select.picked.val();
+        self.rd_byte.clock.next = self.clock.val();
+        self.rd_byte.d.next = self.rd_byte.q.val();
+        if self.host_rd_load.val() {
+            self.rd_byte.d.next = self.read_select.picked.val();
+        }
+        self.host_rd_byte.next = self.rd_byte.q.val();
     }
 }

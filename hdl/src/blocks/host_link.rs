@@ -99,15 +99,17 @@ pub struct HostLink {
     pub done: Signal<In, bool>,
     /// From the core: cycles of the run.
     pub run_cycles: Signal<In, Bits<32>>,
-    /// To the core: read address.
+    /// To the core: read address (of the word the next load takes its byte from).
     pub host_rd_addr: Signal<Out, Bits<16>>,
     /// To the core: memory read.
     pub host_rd_mem: Signal<Out, Bits<2>>,
-    /// To the core: one-hot read byte/lane select.
+    /// To the core: one-hot byte/lane select of the next load.
     pub host_rd_sel: Signal<Out, Bits<32>>,
-    /// To the core: byte offset within a result lane.
+    /// To the core: byte offset within a result lane of the next load.
     pub host_rd_shift: Signal<Out, Bits<5>>,
-    /// From the core: the byte read.
+    /// To the core: load the selected byte into `host_rd_byte`.
+    pub host_rd_load: Signal<Out, bool>,
+    /// From the core: the byte of the last load (a register).
     pub host_rd_byte: Signal<In, Bits<8>>,
     /// To the core: stage a write byte.
     pub host_stage: Signal<Out, bool>,
@@ -184,7 +186,8 @@ pub struct HostLink {
     w_is_w: DFF<bool>,
     w_is_a: DFF<bool>,
     len: DFF<Bits<16>>,
-    count: DFF<Bits<16>>,
+    // One-hot place in the WRITE header (bit 3: past it).
+    w_hdr: DFF<Bits<4>>,
     remain: DFF<Bits<16>>,
     crc: DFF<Bits<16>>,
     crc_rx: DFF<Bits<16>>,
@@ -216,6 +219,7 @@ pub struct HostLink {
     r_shift: DFF<Bits<5>>,
     r_end_addr: DFF<Bits<32>>,
     r_range_bad: DFF<bool>,
+    r_cur_last: DFF<bool>,
     // CONFIGURE: pending fields, products for the checks, and the active layer.
     p_m: DFF<Bits<16>>,
     p_kt: DFF<Bits<16>>,
@@ -250,6 +254,7 @@ pub struct HostLink {
     tx_idx: DFF<Bits<16>>,
     tx_word: DFF<Bits<4>>,
     tx_shift: DFF<Bits<5>>,
+    tx_bytes: DFF<Bits<32>>,
     // Combinational helpers.
     rx: Signal<Local, bool>,
     tx: Signal<Local, bool>,
@@ -264,6 +269,7 @@ pub struct HostLink {
     word: Signal<Local, Bits<32>>,
     r_depth: Signal<Local, Bits<32>>,
     r_end: Signal<Local, bool>,
+    rd_count: Signal<Local, Bits<16>>,
 }
 
 fn log2(x: usize) -> u64 {
@@ -313,6 +319,7 @@ impl HostLink {
             host_rd_mem: Default::default(),
             host_rd_sel: Default::default(),
             host_rd_shift: Default::default(),
+            host_rd_load: Default::default(),
             host_rd_byte: Default::default(),
             host_stage: Default::default(),
             host_commit: Default::default(),
@@ -379,7 +386,7 @@ impl HostLink {
             w_is_w: Default::default(),
             w_is_a: Default::default(),
             len: Default::default(),
-            count: Default::default(),
+            w_hdr: Default::default(),
             remain: Default::default(),
             crc: Default::default(),
             crc_rx: Default::default(),
@@ -409,6 +416,7 @@ impl HostLink {
             r_shift: Default::default(),
             r_end_addr: Default::default(),
             r_range_bad: Default::default(),
+            r_cur_last: Default::default(),
             p_m: Default::default(),
             p_kt: Default::default(),
             p_nt: Default::default(),
@@ -441,6 +449,7 @@ impl HostLink {
             tx_idx: Default::default(),
             tx_word: Default::default(),
             tx_shift: Default::default(),
+            tx_bytes: Default::default(),
             rx: Default::default(),
             tx: Default::default(),
             crc_in: Default::default(),
@@ -454,6 +463,7 @@ impl HostLink {
             word: Default::default(),
             r_depth: Default::default(),
             r_end: Default::default(),
+            rd_count: Default::default(),
         }
     }
 }
@@ -478,7 +488,7 @@ impl Logic for HostLink {
             w_is_w,
             w_is_a,
             len,
-            count,
+            w_hdr,
             remain,
             crc,
             crc_rx,
@@ -508,6 +518,7 @@ impl Logic for HostLink {
             r_shift,
             r_end_addr,
             r_range_bad,
+            r_cur_last,
             p_m,
             p_kt,
             p_nt,
@@ -539,7 +550,8 @@ impl Logic for HostLink {
             last_run,
             tx_idx,
             tx_word,
-            tx_shift
+            tx_shift,
+            tx_bytes
         );
         self.counter.d.next = self.counter.q.val() + 1;
         // The configured layer, to the core.
@@ -566,7 +578,8 @@ impl Logic for HostLink {
         self.host_rd_sel.next = self.r_sel.q.val();
         self.host_rd_shift.next = self.r_shift.q.val();
 
-        // Reply words (INFO, STATUS, RUN), sent little-endian.
+        // Reply words (INFO, STATUS, RUN), sent little-endian: `word` is word `tx_word` of the
+        // reply, loaded into `tx_bytes` (from which the bytes go out) when its first byte is due.
         self.word.next = bits::<32>(0);
         if self.op_info.q.val() {
             if self.tx_word.q.val() == 0 {
@@ -666,7 +679,7 @@ impl Logic for HostLink {
             }
             LinkState::TxPayload => {
                 self.out_valid.next = true;
-                self.out_data.next = bit_cast::<8, 32>(self.word.val() >> self.tx_shift.q.val());
+                self.out_data.next = bit_cast::<8, 32>(self.tx_bytes.q.val());
                 if self.op_read.q.val() {
                     self.out_data.next = self.host_rd_byte.val();
                 }
@@ -692,7 +705,6 @@ impl Logic for HostLink {
                 | (self.state.q.val() == LinkState::TxLenLo)
                 | (self.state.q.val() == LinkState::TxLenHi)
                 | (self.state.q.val() == LinkState::TxPayload));
-
         // Checks, combinational.
         self.full_len.next = self.len.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
         self.hdr_addr.next =
@@ -722,6 +734,31 @@ impl Logic for HostLink {
             | (self.r_is_r.q.val()
                 & (self.r_sel.q.val() == self.r_last_sel.val())
                 & (self.r_shift.q.val() == 24));
+        // READ replies send `host_rd_byte`, a register the core loads one byte ahead: in
+        // TxFetch (the word's first byte, its address set since the previous word's last load)
+        // and whenever a byte goes out that is not its word's last. After a word's last byte is
+        // loaded the address moves on, so the memories read the next word while that byte waits.
+        self.host_rd_load.next = (self.state.q.val() == LinkState::TxFetch)
+            | ((self.state.q.val() == LinkState::TxPayload)
+                & self.op_read.q.val()
+                & self.tx.val()
+                & !self.r_cur_last.q.val());
+        if self.host_rd_load.val() {
+            self.r_cur_last.d.next = self.r_end.val();
+            if self.r_is_r.q.val() {
+                self.r_shift.d.next = self.r_shift.q.val() + 8;
+                if self.r_shift.q.val() == 24 {
+                    self.r_sel.d.next = self.r_sel.q.val() << 1;
+                }
+            } else {
+                self.r_sel.d.next = self.r_sel.q.val() << 1;
+            }
+            if self.r_end.val() {
+                self.r_sel.d.next = 1.into();
+                self.r_shift.d.next = 0.into();
+                self.r_addr.d.next = self.r_addr.q.val() + 1;
+            }
+        }
         self.cfg_bad.next = (self.p_m.q.val() == 0)
             | (bit_cast::<32, 16>(self.p_m.q.val()) > self.max_m.val())
             | (self.p_kt.q.val() == 0)
@@ -746,6 +783,24 @@ impl Logic for HostLink {
         // The last payload index of the reply (valid from TxStatus on: reply_len is set before
         // TxSync and stays put while the reply goes out).
         self.reply_last.d.next = self.reply_len.q.val() - 1;
+
+        // Payload bytes shift through the CONFIGURE fields, byte 0 ending in `p_m`'s low byte
+        // after the 16 bytes of a CONFIGURE (and READ's 5 bytes in the chain's last five
+        // places), so capturing a byte needs no compare of its index.
+        self.rd_count.next = bit_cast::<16, 8>(self.p_shift.q.val())
+            | (bit_cast::<16, 8>(self.p_flags.q.val()) << 8);
+        if self.rx.val() & (self.state.q.val() == LinkState::Payload) {
+            self.p_m.d.next = (self.p_m.q.val() >> 8) | (self.p_kt.q.val() << 8);
+            self.p_kt.d.next = (self.p_kt.q.val() >> 8) | (self.p_nt.q.val() << 8);
+            self.p_nt.d.next = (self.p_nt.q.val() >> 8) | (self.p_act.q.val() << 8);
+            self.p_act.d.next = (self.p_act.q.val() >> 8) | (self.p_wt.q.val() << 8);
+            self.p_wt.d.next = (self.p_wt.q.val() >> 8) | (self.p_out.q.val() << 8);
+            self.p_out.d.next = (self.p_out.q.val() >> 8) | (self.p_mult.q.val() << 8);
+            self.p_mult.d.next =
+                (self.p_mult.q.val() >> 8) | (bit_cast::<16, 8>(self.p_shift.q.val()) << 8);
+            self.p_shift.d.next = self.p_flags.q.val();
+            self.p_flags.d.next = self.in_data.val();
+        }
 
         // A WRITE word completed last cycle: store it (unless it held code 0b10), move on.
         if self.w_pend.q.val() {
@@ -786,7 +841,7 @@ impl Logic for HostLink {
                 if self.rx.val() {
                     self.len.d.next = self.full_len.val();
                     self.crc.d.next = self.crc_next.val();
-                    self.count.d.next = 0.into();
+                    self.w_hdr.d.next = 1.into();
                     self.remain.d.next = self.full_len.val();
                     self.w_ok.d.next = false;
                     self.w_err.d.next = self.k_status_ok.val();
@@ -802,7 +857,9 @@ impl Logic for HostLink {
             LinkState::Payload => {
                 if self.rx.val() {
                     self.crc.d.next = self.crc_next.val();
-                    self.count.d.next = self.count.q.val() + 1;
+                    if !self.w_hdr.q.val().get_bit(3) {
+                        self.w_hdr.d.next = self.w_hdr.q.val() << 1;
+                    }
                     self.remain.d.next = self.remain.q.val() - 1;
                     if self.remain.q.val() == 1 {
                         self.state.d.next = LinkState::CrcLo;
@@ -810,13 +867,13 @@ impl Logic for HostLink {
                     if self.op_write.q.val() {
                         // The header's checks are spread over its three bytes, so no cycle
                         // chains more than one add or compare.
-                        if self.count.q.val() == 0 {
+                        if self.w_hdr.q.val().get_bit(0) {
                             self.w_is_w.d.next = self.in_data.val() == 0;
                             self.w_is_a.d.next = self.in_data.val() == 1;
                             self.w_data_len.d.next =
                                 self.len.q.val() - self.k_write_header_len.val();
                         }
-                        if self.count.q.val() == 1 {
+                        if self.w_hdr.q.val().get_bit(1) {
                             self.w_addr.d.next = bit_cast::<16, 8>(self.in_data.val());
                             self.w_len_bad.d.next = (bit_cast::<32, 16>(self.w_data_len.q.val())
                                 & self.a_word_mask.val())
@@ -833,7 +890,7 @@ impl Logic for HostLink {
                                     self.w_words.val() > self.weight_depth.val();
                             }
                         }
-                        if self.count.q.val() == 2 {
+                        if self.w_hdr.q.val().get_bit(2) {
                             self.w_addr.d.next = bit_cast::<16, 32>(self.hdr_addr.val());
                             if !(self.w_is_w.q.val() | self.w_is_a.q.val()) {
                                 self.w_err.d.next = self.k_status_out_of_range.val();
@@ -847,7 +904,7 @@ impl Logic for HostLink {
                                 self.w_ok.d.next = true;
                             }
                         }
-                        if (self.count.q.val() > 2) & self.w_ok.q.val() {
+                        if self.w_ok.q.val() {
                             self.host_stage.next = true;
                             self.w_word_bad.d.next = self.w_word_bad.q.val() | self.byte_bad.val();
                             self.w_sel.d.next = self.w_sel.q.val() << 1;
@@ -863,85 +920,6 @@ impl Logic for HostLink {
                             }
                         }
                     }
-                    if self.op_read.q.val() {
-                        if self.count.q.val() == 0 {
-                            self.r_mem.d.next = self.in_data.val();
-                            self.r_is_w.d.next = self.in_data.val() == 0;
-                            self.r_is_a.d.next = self.in_data.val() == 1;
-                            self.r_is_r.d.next = self.in_data.val() == 2;
-                        }
-                        if self.count.q.val() == 1 {
-                            self.r_addr.d.next = bit_cast::<16, 8>(self.in_data.val());
-                        }
-                        if self.count.q.val() == 2 {
-                            self.r_addr.d.next =
-                                self.r_addr.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
-                        }
-                        if self.count.q.val() == 3 {
-                            self.r_count.d.next = bit_cast::<16, 8>(self.in_data.val());
-                        }
-                        if self.count.q.val() == 4 {
-                            self.r_count.d.next =
-                                self.r_count.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
-                        }
-                    }
-                    if self.op_configure.q.val() {
-                        if self.count.q.val() == 0 {
-                            self.p_m.d.next = bit_cast::<16, 8>(self.in_data.val());
-                        }
-                        if self.count.q.val() == 1 {
-                            self.p_m.d.next =
-                                self.p_m.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
-                        }
-                        if self.count.q.val() == 2 {
-                            self.p_kt.d.next = bit_cast::<16, 8>(self.in_data.val());
-                        }
-                        if self.count.q.val() == 3 {
-                            self.p_kt.d.next =
-                                self.p_kt.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
-                        }
-                        if self.count.q.val() == 4 {
-                            self.p_nt.d.next = bit_cast::<16, 8>(self.in_data.val());
-                        }
-                        if self.count.q.val() == 5 {
-                            self.p_nt.d.next =
-                                self.p_nt.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
-                        }
-                        if self.count.q.val() == 6 {
-                            self.p_act.d.next = bit_cast::<16, 8>(self.in_data.val());
-                        }
-                        if self.count.q.val() == 7 {
-                            self.p_act.d.next =
-                                self.p_act.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
-                        }
-                        if self.count.q.val() == 8 {
-                            self.p_wt.d.next = bit_cast::<16, 8>(self.in_data.val());
-                        }
-                        if self.count.q.val() == 9 {
-                            self.p_wt.d.next =
-                                self.p_wt.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
-                        }
-                        if self.count.q.val() == 10 {
-                            self.p_out.d.next = bit_cast::<16, 8>(self.in_data.val());
-                        }
-                        if self.count.q.val() == 11 {
-                            self.p_out.d.next =
-                                self.p_out.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
-                        }
-                        if self.count.q.val() == 12 {
-                            self.p_mult.d.next = bit_cast::<16, 8>(self.in_data.val());
-                        }
-                        if self.count.q.val() == 13 {
-                            self.p_mult.d.next =
-                                self.p_mult.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
-                        }
-                        if self.count.q.val() == 14 {
-                            self.p_shift.d.next = self.in_data.val();
-                        }
-                        if self.count.q.val() == 15 {
-                            self.p_flags.d.next = self.in_data.val();
-                        }
-                    }
                 }
             }
             LinkState::CrcLo => {
@@ -950,8 +928,15 @@ impl Logic for HostLink {
                 self.prod_mk.d.next = self.p_m.q.val() * self.p_kt.q.val();
                 self.prod_nk.d.next = self.p_nt.q.val() * self.p_kt.q.val();
                 self.prod_mn.d.next = self.p_m.q.val() * self.p_nt.q.val();
-                self.r_end_addr.d.next = bit_cast::<32, 16>(self.r_addr.q.val())
-                    + bit_cast::<32, 16>(self.r_count.q.val());
+                // READ's five payload bytes sit in the last five places of the chain.
+                self.r_mem.d.next = bit_cast::<8, 16>(self.p_out.q.val() >> 8);
+                self.r_is_w.d.next = (self.p_out.q.val() >> 8) == 0;
+                self.r_is_a.d.next = (self.p_out.q.val() >> 8) == 1;
+                self.r_is_r.d.next = (self.p_out.q.val() >> 8) == 2;
+                self.r_addr.d.next = self.p_mult.q.val();
+                self.r_count.d.next = self.rd_count.val();
+                self.r_end_addr.d.next = bit_cast::<32, 16>(self.p_mult.q.val())
+                    + bit_cast::<32, 16>(self.rd_count.val());
                 if self.rx.val() {
                     self.crc_rx.d.next = bit_cast::<16, 8>(self.in_data.val());
                     self.state.d.next = LinkState::CrcHi;
@@ -1092,6 +1077,8 @@ impl Logic for HostLink {
             }
             LinkState::TxLenHi => {
                 if self.tx.val() {
+                    self.tx_bytes.d.next = self.word.val();
+                    self.tx_word.d.next = self.tx_word.q.val() + 1;
                     self.state.d.next = LinkState::TxPayload;
                     if self.op_read.q.val() {
                         self.state.d.next = LinkState::TxFetch;
@@ -1108,23 +1095,14 @@ impl Logic for HostLink {
                 if self.tx.val() {
                     self.tx_idx.d.next = self.tx_idx.q.val() + 1;
                     if self.op_read.q.val() {
-                        if self.r_is_r.q.val() {
-                            self.r_shift.d.next = self.r_shift.q.val() + 8;
-                            if self.r_shift.q.val() == 24 {
-                                self.r_sel.d.next = self.r_sel.q.val() << 1;
-                            }
-                        } else {
-                            self.r_sel.d.next = self.r_sel.q.val() << 1;
-                        }
-                        if self.r_end.val() {
-                            self.r_sel.d.next = 1.into();
-                            self.r_shift.d.next = 0.into();
-                            self.r_addr.d.next = self.r_addr.q.val() + 1;
+                        if self.r_cur_last.q.val() {
                             self.state.d.next = LinkState::TxFetch;
                         }
                     } else {
                         self.tx_shift.d.next = self.tx_shift.q.val() + 8;
+                        self.tx_bytes.d.next = self.tx_bytes.q.val() >> 8;
                         if self.tx_shift.q.val() == 24 {
+                            self.tx_bytes.d.next = self.word.val();
                             self.tx_word.d.next = self.tx_word.q.val() + 1;
                         }
                     }

@@ -83,6 +83,7 @@ impl Logic for Top {
         self.core.host_rd_mem.next = self.link.host_rd_mem.val();
         self.core.host_rd_sel.next = self.link.host_rd_sel.val();
         self.core.host_rd_shift.next = self.link.host_rd_shift.val();
+        self.core.host_rd_load.next = self.link.host_rd_load.val();
         self.link.host_rd_byte.next = self.core.host_rd_byte.val();
         self.core.host_stage.next = self.link.host_stage.val();
         self.core.host_commit.next = self.link.host_commit.val();
