@@ -609,9 +609,14 @@ fn synthesize(
     // Each shared module definition (verilog::share_identical_modules) is elaborated and
     // cleaned once before `flatten` copies it into every instance: at 32x32 this keeps yosys
     // under the 4 GB a WebAssembly build can address (flattening the raw processes needs more).
+    // The host link's state register is one-hot encoded after `flatten` (set by hand: yosys
+    // does not recode a register with an initial value). That value is safe to drop: the board
+    // top holds the design in reset from power-up until three cycles after the PLL locks, and
+    // reset puts the link in its first state.
     let script = format!(
         "read_verilog {stem}.v; hierarchy -top {top_module}; proc; opt_clean; opt -fast; \
-         {synth}; {json}tee -q -o {stem}-stat.json stat -json"
+         {synth} -run begin:coarse; setattr -set fsm_encoding \"one-hot\" w:*.link.state.q; \
+         {synth} -run coarse:; {json}tee -q -o {stem}-stat.json stat -json"
     );
     run_tool(
         Tool::Yosys,
