@@ -193,14 +193,15 @@ pub struct HostLink {
     crc_rx: DFF<Bits<16>>,
     tx_byte: DFF<Bits<8>>,
     tx_pend: DFF<bool>,
+    rx_byte: DFF<Bits<8>>,
+    rx_pend: DFF<bool>,
     idle: DFF<Bits<32>>,
     status: DFF<Bits<8>>,
     reply_len: DFF<Bits<16>>,
     reply_last: DFF<Bits<16>>,
     // WRITE.
     w_addr: DFF<Bits<16>>,
-    w_ok: DFF<bool>,
-    w_err: DFF<Bits<8>>,
+    w_range_bad: DFF<bool>,
     w_bad: DFF<bool>,
     w_word_bad: DFF<bool>,
     w_sel: DFF<Bits<32>>,
@@ -237,6 +238,9 @@ pub struct HostLink {
     wt_end: DFF<Bits<32>>,
     out_end: DFF<Bits<32>>,
     cfg_bad_q: DFF<bool>,
+    // Decide's tests, registered in Check: CRC mismatch, wrong length for the opcode.
+    crc_bad: DFF<bool>,
+    len_bad: DFF<bool>,
     c_m: DFF<Bits<16>>,
     c_kt: DFF<Bits<16>>,
     c_nt: DFF<Bits<16>>,
@@ -256,8 +260,6 @@ pub struct HostLink {
     tx_shift: DFF<Bits<5>>,
     tx_bytes: DFF<Bits<32>>,
     // Combinational helpers.
-    rx: Signal<Local, bool>,
-    tx: Signal<Local, bool>,
     crc_in: Signal<Local, Bits<8>>,
     crc_next: Signal<Local, Bits<16>>,
     full_len: Signal<Local, Bits<16>>,
@@ -270,6 +272,7 @@ pub struct HostLink {
     r_depth: Signal<Local, Bits<32>>,
     r_end: Signal<Local, bool>,
     rd_count: Signal<Local, Bits<16>>,
+    w_go: Signal<Local, bool>,
 }
 
 fn log2(x: usize) -> u64 {
@@ -392,13 +395,14 @@ impl HostLink {
             crc_rx: Default::default(),
             tx_byte: Default::default(),
             tx_pend: Default::default(),
+            rx_byte: Default::default(),
+            rx_pend: Default::default(),
             idle: Default::default(),
             status: Default::default(),
             reply_len: Default::default(),
             reply_last: Default::default(),
             w_addr: Default::default(),
-            w_ok: Default::default(),
-            w_err: Default::default(),
+            w_range_bad: Default::default(),
             w_bad: Default::default(),
             w_word_bad: Default::default(),
             w_sel: Default::default(),
@@ -433,6 +437,8 @@ impl HostLink {
             wt_end: Default::default(),
             out_end: Default::default(),
             cfg_bad_q: Default::default(),
+            crc_bad: Default::default(),
+            len_bad: Default::default(),
             c_m: Default::default(),
             c_kt: Default::default(),
             c_nt: Default::default(),
@@ -450,8 +456,6 @@ impl HostLink {
             tx_word: Default::default(),
             tx_shift: Default::default(),
             tx_bytes: Default::default(),
-            rx: Default::default(),
-            tx: Default::default(),
             crc_in: Default::default(),
             crc_next: Default::default(),
             full_len: Default::default(),
@@ -464,6 +468,7 @@ impl HostLink {
             r_depth: Default::default(),
             r_end: Default::default(),
             rd_count: Default::default(),
+            w_go: Default::default(),
         }
     }
 }
@@ -494,13 +499,14 @@ impl Logic for HostLink {
             crc_rx,
             tx_byte,
             tx_pend,
+            rx_byte,
+            rx_pend,
             idle,
             status,
             reply_len,
             reply_last,
             w_addr,
-            w_ok,
-            w_err,
+            w_range_bad,
             w_bad,
             w_word_bad,
             w_sel,
@@ -535,6 +541,8 @@ impl Logic for HostLink {
             wt_end,
             out_end,
             cfg_bad_q,
+            crc_bad,
+            len_bad,
             c_m,
             c_kt,
             c_nt,
@@ -619,10 +627,11 @@ impl Logic for HostLink {
             self.word.next = self.last_run.q.val();
         }
 
-        // CRC-16/CCITT-FALSE. A received byte is absorbed in the cycle it arrives; a sent byte
-        // the cycle after it left (from `tx_byte`), so the reply bytes' path to the serial
-        // transmitter carries no CRC logic. TxCrcLo sends the CRC with a pending byte folded in.
-        self.crc_in.next = self.in_data.val();
+        // CRC-16/CCITT-FALSE. Every byte is absorbed the cycle after it passed, from a register
+        // (`rx_byte`, `tx_byte`), so the CRC's enable and input are flip-flops: no path runs from
+        // the handshakes through the CRC. A frame's last payload byte is absorbed in CrcLo, long
+        // before Decide compares; TxCrcLo sends the CRC with a pending byte folded in.
+        self.crc_in.next = self.rx_byte.q.val();
         if self.tx_pend.q.val() {
             self.crc_in.next = self.tx_byte.q.val();
         }
@@ -697,10 +706,17 @@ impl Logic for HostLink {
             }
             _ => {}
         }
-        self.rx.next = self.in_valid.val() & self.in_ready.val();
-        self.tx.next = self.out_valid.val() & self.out_ready.val();
+        // A byte passes when `in_valid` (`out_ready`) is high in a receiving (sending) state, as
+        // `in_ready` (`out_valid`) is then high: the state arms test the one signal alone, so
+        // their enables need not decode `in_ready` from the state again.
         self.tx_byte.d.next = self.out_data.val();
-        self.tx_pend.d.next = self.tx.val()
+        self.rx_byte.d.next = self.in_data.val();
+        self.rx_pend.d.next = self.in_valid.val()
+            & ((self.state.q.val() == LinkState::Opcode)
+                | (self.state.q.val() == LinkState::LenLo)
+                | (self.state.q.val() == LinkState::LenHi)
+                | (self.state.q.val() == LinkState::Payload));
+        self.tx_pend.d.next = self.out_ready.val()
             & ((self.state.q.val() == LinkState::TxStatus)
                 | (self.state.q.val() == LinkState::TxLenLo)
                 | (self.state.q.val() == LinkState::TxLenHi)
@@ -722,6 +738,10 @@ impl Logic for HostLink {
                 | (self.in_data.val().get_bit(7) & !self.in_data.val().get_bit(6)));
         self.word_end.next = (self.w_is_w.q.val() & (self.w_sel.q.val() == self.w_last_sel.val()))
             | (self.w_is_a.q.val() & (self.w_sel.q.val() == self.a_last_sel.val()));
+        // WRITE: the header (valid once it is complete) names a memory, a whole number of
+        // words, and room for them at its address.
+        self.w_go.next = (self.w_is_w.q.val() | self.w_is_a.q.val())
+            & !(self.w_len_bad.q.val() | self.w_no_room.q.val() | self.w_range_bad.q.val());
         self.r_depth.next = self.result_depth.val();
         if self.r_is_w.q.val() {
             self.r_depth.next = self.weight_depth.val();
@@ -741,7 +761,7 @@ impl Logic for HostLink {
         self.host_rd_load.next = (self.state.q.val() == LinkState::TxFetch)
             | ((self.state.q.val() == LinkState::TxPayload)
                 & self.op_read.q.val()
-                & self.tx.val()
+                & self.out_ready.val()
                 & !self.r_cur_last.q.val());
         if self.host_rd_load.val() {
             self.r_cur_last.d.next = self.r_end.val();
@@ -789,7 +809,7 @@ impl Logic for HostLink {
         // places), so capturing a byte needs no compare of its index.
         self.rd_count.next = bit_cast::<16, 8>(self.p_shift.q.val())
             | (bit_cast::<16, 8>(self.p_flags.q.val()) << 8);
-        if self.rx.val() & (self.state.q.val() == LinkState::Payload) {
+        if self.in_valid.val() & (self.state.q.val() == LinkState::Payload) {
             self.p_m.d.next = (self.p_m.q.val() >> 8) | (self.p_kt.q.val() << 8);
             self.p_kt.d.next = (self.p_kt.q.val() >> 8) | (self.p_nt.q.val() << 8);
             self.p_nt.d.next = (self.p_nt.q.val() >> 8) | (self.p_act.q.val() << 8);
@@ -811,14 +831,14 @@ impl Logic for HostLink {
 
         match self.state.q.val() {
             LinkState::WaitSync => {
-                if self.rx.val() & (self.in_data.val() == self.k_request_sync.val()) {
+                self.crc.d.next = self.k_crc_init.val();
+                if self.in_valid.val() & (self.in_data.val() == self.k_request_sync.val()) {
                     self.state.d.next = LinkState::Opcode;
-                    self.crc.d.next = self.k_crc_init.val();
                     self.idle.d.next = 0.into();
                 }
             }
             LinkState::Opcode => {
-                if self.rx.val() {
+                if self.in_valid.val() {
                     self.op_info.d.next = self.in_data.val() == self.k_op_info.val();
                     self.op_reset.d.next = self.in_data.val() == self.k_op_reset.val();
                     self.op_status.d.next = self.in_data.val() == self.k_op_status.val();
@@ -826,25 +846,20 @@ impl Logic for HostLink {
                     self.op_read.d.next = self.in_data.val() == self.k_op_read.val();
                     self.op_configure.d.next = self.in_data.val() == self.k_op_configure.val();
                     self.op_run.d.next = self.in_data.val() == self.k_op_run.val();
-                    self.crc.d.next = self.crc_next.val();
                     self.state.d.next = LinkState::LenLo;
                 }
             }
             LinkState::LenLo => {
-                if self.rx.val() {
+                if self.in_valid.val() {
                     self.len.d.next = bit_cast::<16, 8>(self.in_data.val());
-                    self.crc.d.next = self.crc_next.val();
                     self.state.d.next = LinkState::LenHi;
                 }
             }
             LinkState::LenHi => {
-                if self.rx.val() {
+                if self.in_valid.val() {
                     self.len.d.next = self.full_len.val();
-                    self.crc.d.next = self.crc_next.val();
                     self.w_hdr.d.next = 1.into();
                     self.remain.d.next = self.full_len.val();
-                    self.w_ok.d.next = false;
-                    self.w_err.d.next = self.k_status_ok.val();
                     self.w_bad.d.next = false;
                     self.w_word_bad.d.next = false;
                     self.w_sel.d.next = 1.into();
@@ -855,8 +870,7 @@ impl Logic for HostLink {
                 }
             }
             LinkState::Payload => {
-                if self.rx.val() {
-                    self.crc.d.next = self.crc_next.val();
+                if self.in_valid.val() {
                     if !self.w_hdr.q.val().get_bit(3) {
                         self.w_hdr.d.next = self.w_hdr.q.val() << 1;
                     }
@@ -892,19 +906,9 @@ impl Logic for HostLink {
                         }
                         if self.w_hdr.q.val().get_bit(2) {
                             self.w_addr.d.next = bit_cast::<16, 32>(self.hdr_addr.val());
-                            if !(self.w_is_w.q.val() | self.w_is_a.q.val()) {
-                                self.w_err.d.next = self.k_status_out_of_range.val();
-                            } else if self.w_len_bad.q.val() {
-                                self.w_err.d.next = self.k_status_bad_length.val();
-                            } else if self.w_no_room.q.val()
-                                | (self.hdr_addr.val() > self.w_room.q.val())
-                            {
-                                self.w_err.d.next = self.k_status_out_of_range.val();
-                            } else {
-                                self.w_ok.d.next = true;
-                            }
+                            self.w_range_bad.d.next = self.hdr_addr.val() > self.w_room.q.val();
                         }
-                        if self.w_ok.q.val() {
+                        if self.w_hdr.q.val().get_bit(3) & self.w_go.val() {
                             self.host_stage.next = true;
                             self.w_word_bad.d.next = self.w_word_bad.q.val() | self.byte_bad.val();
                             self.w_sel.d.next = self.w_sel.q.val() << 1;
@@ -937,7 +941,7 @@ impl Logic for HostLink {
                 self.r_count.d.next = self.rd_count.val();
                 self.r_end_addr.d.next = bit_cast::<32, 16>(self.p_mult.q.val())
                     + bit_cast::<32, 16>(self.rd_count.val());
-                if self.rx.val() {
+                if self.in_valid.val() {
                     self.crc_rx.d.next = bit_cast::<16, 8>(self.in_data.val());
                     self.state.d.next = LinkState::CrcHi;
                 }
@@ -948,7 +952,7 @@ impl Logic for HostLink {
                 self.wt_end.d.next = bit_cast::<32, 16>(self.p_wt.q.val())
                     + (self.prod_nk.q.val() << self.row_shift.val());
                 self.out_end.d.next = bit_cast::<32, 16>(self.p_out.q.val()) + self.prod_mn.q.val();
-                if self.rx.val() {
+                if self.in_valid.val() {
                     self.crc_rx.d.next =
                         self.crc_rx.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
                     self.state.d.next = LinkState::Check;
@@ -956,6 +960,18 @@ impl Logic for HostLink {
             }
             LinkState::Check => {
                 self.cfg_bad_q.d.next = self.cfg_bad.val();
+                // The CRC is final here: the last payload byte was absorbed in CrcLo.
+                self.crc_bad.d.next = self.crc.q.val() != self.crc_rx.q.val();
+                self.len_bad.d.next = self.len.q.val() != 0;
+                if self.op_write.q.val() {
+                    self.len_bad.d.next = self.len.q.val() < self.k_write_header_len.val();
+                }
+                if self.op_read.q.val() {
+                    self.len_bad.d.next = self.len.q.val() != self.k_read_len.val();
+                }
+                if self.op_configure.q.val() {
+                    self.len_bad.d.next = self.len.q.val() != self.k_configure_len.val();
+                }
                 self.r_range_bad.d.next =
                     !(self.r_is_w.q.val() | self.r_is_a.q.val() | self.r_is_r.q.val())
                         | (self.r_end_addr.q.val() > self.r_depth.val());
@@ -980,38 +996,42 @@ impl Logic for HostLink {
                 self.r_sel.d.next = 1.into();
                 self.r_shift.d.next = 0.into();
                 self.state.d.next = LinkState::TxSync;
-                if self.crc.q.val() != self.crc_rx.q.val() {
+                if self.crc_bad.q.val() {
                     self.status.d.next = self.k_status_bad_crc.val();
                 } else if self.op_info.q.val() {
-                    if self.len.q.val() != 0 {
+                    if self.len_bad.q.val() {
                         self.status.d.next = self.k_status_bad_length.val();
                     } else {
                         self.reply_len.d.next = self.k_info_len.val();
                     }
                 } else if self.op_reset.q.val() {
-                    if self.len.q.val() != 0 {
+                    if self.len_bad.q.val() {
                         self.status.d.next = self.k_status_bad_length.val();
                     } else {
                         self.configured.d.next = false;
                         self.last_run.d.next = 0.into();
                     }
                 } else if self.op_status.q.val() {
-                    if self.len.q.val() != 0 {
+                    if self.len_bad.q.val() {
                         self.status.d.next = self.k_status_bad_length.val();
                     } else {
                         self.reply_len.d.next = self.k_status_len.val();
                         self.snapshot.d.next = self.counter.q.val();
                     }
                 } else if self.op_write.q.val() {
-                    if self.len.q.val() < self.k_write_header_len.val() {
+                    if self.len_bad.q.val() {
                         self.status.d.next = self.k_status_bad_length.val();
-                    } else if self.w_err.q.val() != self.k_status_ok.val() {
-                        self.status.d.next = self.w_err.q.val();
+                    } else if !(self.w_is_w.q.val() | self.w_is_a.q.val()) {
+                        self.status.d.next = self.k_status_out_of_range.val();
+                    } else if self.w_len_bad.q.val() {
+                        self.status.d.next = self.k_status_bad_length.val();
+                    } else if self.w_no_room.q.val() | self.w_range_bad.q.val() {
+                        self.status.d.next = self.k_status_out_of_range.val();
                     } else if self.w_bad.q.val() {
                         self.status.d.next = self.k_status_bad_value.val();
                     }
                 } else if self.op_read.q.val() {
-                    if self.len.q.val() != self.k_read_len.val() {
+                    if self.len_bad.q.val() {
                         self.status.d.next = self.k_status_bad_length.val();
                     } else if self.r_range_bad.q.val() | (self.r_bytes.q.val() > 0xFFFF) {
                         self.status.d.next = self.k_status_out_of_range.val();
@@ -1020,7 +1040,7 @@ impl Logic for HostLink {
                     }
                 } else if self.op_configure.q.val() {
                     self.configured.d.next = false;
-                    if self.len.q.val() != self.k_configure_len.val() {
+                    if self.len_bad.q.val() {
                         self.status.d.next = self.k_status_bad_length.val();
                     } else if self.cfg_bad_q.q.val() {
                         self.status.d.next = self.k_status_out_of_range.val();
@@ -1037,7 +1057,7 @@ impl Logic for HostLink {
                         self.c_flags.d.next = self.p_flags.q.val();
                     }
                 } else if self.op_run.q.val() {
-                    if self.len.q.val() != 0 {
+                    if self.len_bad.q.val() {
                         self.status.d.next = self.k_status_bad_length.val();
                     } else if !self.configured.q.val() {
                         self.status.d.next = self.k_status_not_configured.val();
@@ -1060,23 +1080,23 @@ impl Logic for HostLink {
                 }
             }
             LinkState::TxSync => {
-                if self.tx.val() {
-                    self.crc.d.next = self.k_crc_init.val();
+                self.crc.d.next = self.k_crc_init.val();
+                if self.out_ready.val() {
                     self.state.d.next = LinkState::TxStatus;
                 }
             }
             LinkState::TxStatus => {
-                if self.tx.val() {
+                if self.out_ready.val() {
                     self.state.d.next = LinkState::TxLenLo;
                 }
             }
             LinkState::TxLenLo => {
-                if self.tx.val() {
+                if self.out_ready.val() {
                     self.state.d.next = LinkState::TxLenHi;
                 }
             }
             LinkState::TxLenHi => {
-                if self.tx.val() {
+                if self.out_ready.val() {
                     self.tx_bytes.d.next = self.word.val();
                     self.tx_word.d.next = self.tx_word.q.val() + 1;
                     self.state.d.next = LinkState::TxPayload;
@@ -1092,7 +1112,7 @@ impl Logic for HostLink {
                 self.state.d.next = LinkState::TxPayload;
             }
             LinkState::TxPayload => {
-                if self.tx.val() {
+                if self.out_ready.val() {
                     self.tx_idx.d.next = self.tx_idx.q.val() + 1;
                     if self.op_read.q.val() {
                         if self.r_cur_last.q.val() {
@@ -1112,12 +1132,12 @@ impl Logic for HostLink {
                 }
             }
             LinkState::TxCrcLo => {
-                if self.tx.val() {
+                if self.out_ready.val() {
                     self.state.d.next = LinkState::TxCrcHi;
                 }
             }
             LinkState::TxCrcHi => {
-                if self.tx.val() {
+                if self.out_ready.val() {
                     self.state.d.next = LinkState::WaitSync;
                 }
             }
@@ -1125,7 +1145,7 @@ impl Logic for HostLink {
                 self.state.d.next = LinkState::WaitSync;
             }
         }
-        if self.tx_pend.q.val() {
+        if self.tx_pend.q.val() | self.rx_pend.q.val() {
             self.crc.d.next = self.crc_next.val();
         }
         // A frame that stops arriving is answered TRUNCATED.
@@ -1137,7 +1157,7 @@ impl Logic for HostLink {
             | (self.state.q.val() == LinkState::CrcHi)
         {
             self.idle.d.next = self.idle.q.val() + 1;
-            if self.rx.val() {
+            if self.in_valid.val() {
                 self.idle.d.next = 0.into();
             } else if self.idle.q.val() == self.idle_last.val() {
                 self.status.d.next = self.k_status_truncated.val();
