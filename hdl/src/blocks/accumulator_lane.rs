@@ -55,7 +55,11 @@ pub struct AccumulatorLane {
     o_valid: DFF<bool>,
     o_value: DFF<Bits<ACC_BITS>>,
     o_addr: DFF<Bits<16>>,
-    extended: Signal<Local, Bits<ACC_BITS>>,
+    acc: Signal<Local, Bits<ACC_BITS>>,
+    high_ext: Signal<Local, Bits<16>>,
+    low_sum: Signal<Local, Bits<17>>,
+    high_sum: Signal<Local, Bits<16>>,
+    high_sum_carry: Signal<Local, Bits<16>>,
     sum: Signal<Local, Bits<ACC_BITS>>,
 }
 
@@ -87,7 +91,11 @@ impl AccumulatorLane {
             o_valid: Default::default(),
             o_value: Default::default(),
             o_addr: Default::default(),
-            extended: Default::default(),
+            acc: Default::default(),
+            high_ext: Default::default(),
+            low_sum: Default::default(),
+            high_sum: Default::default(),
+            high_sum_carry: Default::default(),
             sum: Default::default(),
         }
     }
@@ -104,14 +112,25 @@ impl Logic for AccumulatorLane {
         self.q_last.d.next = self.tok_last_in.val();
         self.q_row.d.next = self.tok_row_in.val();
         self.q_out.d.next = self.tok_out_in.val();
-        self.extended.next = bit_cast::<ACC_BITS, PSUM_BITS>(self.psum_in.val());
-        if self.psum_in.val().get_bit(15) {
-            self.extended.next = bit_cast::<ACC_BITS, PSUM_BITS>(self.psum_in.val())
-                | bits::<ACC_BITS>(0xFFFF0000u64);
-        }
-        self.sum.next = self.ram.read_data.val() + self.extended.val();
+        // sum = acc + sign-extended psum, as a carry-select adder: the low half's carry picks
+        // one of two high halves computed alongside it, so no carry ripples through 32 bits.
+        self.acc.next = self.ram.read_data.val();
         if self.q_first.q.val() {
-            self.sum.next = self.extended.val();
+            self.acc.next = bits::<ACC_BITS>(0);
+        }
+        self.high_ext.next = bits::<16>(0);
+        if self.psum_in.val().get_bit(15) {
+            self.high_ext.next = bits::<16>(0xFFFF);
+        }
+        self.low_sum.next = bit_cast::<17, 16>(self.acc.val().get_bits::<16>(0))
+            + bit_cast::<17, PSUM_BITS>(self.psum_in.val());
+        self.high_sum.next = self.acc.val().get_bits::<16>(16) + self.high_ext.val();
+        self.high_sum_carry.next = self.acc.val().get_bits::<16>(16) + self.high_ext.val() + 1;
+        self.sum.next = (bit_cast::<ACC_BITS, 16>(self.high_sum.val()) << 16)
+            | bit_cast::<ACC_BITS, 16>(self.low_sum.val().get_bits::<16>(0));
+        if self.low_sum.val().get_bit(16) {
+            self.sum.next = (bit_cast::<ACC_BITS, 16>(self.high_sum_carry.val()) << 16)
+                | bit_cast::<ACC_BITS, 16>(self.low_sum.val().get_bits::<16>(0));
         }
         self.ram.write_address.next = self.q_row.q.val();
         self.ram.write_data.next = self.sum.val();
@@ -127,5 +146,90 @@ impl Logic for AccumulatorLane {
         self.result_valid.next = self.o_valid.q.val();
         self.result.next = self.o_value.q.val();
         self.result_addr.next = self.o_addr.q.val();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::testing::tick;
+    use proptest::prelude::*;
+
+    const ROWS: usize = 3;
+
+    /// Runs `k_tiles` K-tiles of `ROWS` rows through a lane, one token per cycle and each
+    /// partial sum the cycle after its token, as the core drives it; returns the results in
+    /// the order they leave.
+    fn run(k_tiles: usize, psums: &[i16]) -> Vec<(u16, i32)> {
+        let mut lane = AccumulatorLane::new(ROWS);
+        lane.connect_all();
+        let mut out = vec![];
+        let steps = k_tiles * ROWS;
+        for t in 0..steps + 2 {
+            lane.tok_valid_in.next = t < steps;
+            lane.tok_first_in.next = t < ROWS;
+            lane.tok_last_in.next = t + ROWS >= steps;
+            lane.tok_row_in.next = ((t % ROWS) as u64).into();
+            lane.tok_out_in.next = ((100 + t % ROWS) as u64).into();
+            let p = t
+                .checked_sub(1)
+                .and_then(|i| psums.get(i))
+                .copied()
+                .unwrap_or(0);
+            lane.psum_in.next = (p as u16 as u64).into();
+            tick(&mut lane, |l| &mut l.clock);
+            if lane.result_valid.val() {
+                out.push((
+                    lane.result_addr.val().index() as u16,
+                    lane.result.val().index() as u32 as i32,
+                ));
+            }
+        }
+        out
+    }
+
+    fn expected(k_tiles: usize, psums: &[i16]) -> Vec<(u16, i32)> {
+        (0..ROWS)
+            .map(|r| {
+                let sum =
+                    (0..k_tiles).fold(0i32, |s, k| s.wrapping_add(psums[k * ROWS + r] as i32));
+                (100 + r as u16, sum)
+            })
+            .collect()
+    }
+
+    fn psum() -> impl Strategy<Value = i16> {
+        prop_oneof![
+            Just(i16::MIN),
+            Just(i16::MAX),
+            Just(-1i16),
+            Just(1i16),
+            any::<i16>()
+        ]
+    }
+
+    #[test]
+    fn sums_cross_the_half_word_both_ways() {
+        // 0x7FFF + 0x7FFF + 2 = 0x10000 carries out of the low half; adding -1 borrows back.
+        let k = 4;
+        let mut psums = vec![0i16; k * ROWS];
+        for r in 0..ROWS {
+            psums[r] = i16::MAX;
+            psums[ROWS + r] = i16::MAX;
+            psums[2 * ROWS + r] = 2;
+            psums[3 * ROWS + r] = [-1, i16::MIN, 0][r];
+        }
+        assert_eq!(run(k, &psums), expected(k, &psums));
+    }
+
+    proptest! {
+        #[test]
+        fn accumulates_like_wrapping_i32(
+            (k_tiles, psums) in (1usize..8).prop_flat_map(|k| {
+                (Just(k), proptest::collection::vec(psum(), k * ROWS))
+            })
+        ) {
+            prop_assert_eq!(run(k_tiles, &psums), expected(k_tiles, &psums));
+        }
     }
 }

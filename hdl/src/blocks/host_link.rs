@@ -221,6 +221,7 @@ pub struct HostLink {
     r_end_addr: DFF<Bits<32>>,
     r_range_bad: DFF<bool>,
     r_cur_last: DFF<bool>,
+    r_end: DFF<bool>,
     // CONFIGURE: pending fields, products for the checks, and the active layer.
     p_m: DFF<Bits<16>>,
     p_kt: DFF<Bits<16>>,
@@ -270,7 +271,8 @@ pub struct HostLink {
     cfg_bad: Signal<Local, bool>,
     word: Signal<Local, Bits<32>>,
     r_depth: Signal<Local, Bits<32>>,
-    r_end: Signal<Local, bool>,
+    r_first_last: Signal<Local, bool>,
+    r_next_last: Signal<Local, bool>,
     rd_count: Signal<Local, Bits<16>>,
     w_go: Signal<Local, bool>,
 }
@@ -421,6 +423,7 @@ impl HostLink {
             r_end_addr: Default::default(),
             r_range_bad: Default::default(),
             r_cur_last: Default::default(),
+            r_end: Default::default(),
             p_m: Default::default(),
             p_kt: Default::default(),
             p_nt: Default::default(),
@@ -466,7 +469,8 @@ impl HostLink {
             cfg_bad: Default::default(),
             word: Default::default(),
             r_depth: Default::default(),
-            r_end: Default::default(),
+            r_first_last: Default::default(),
+            r_next_last: Default::default(),
             rd_count: Default::default(),
             w_go: Default::default(),
         }
@@ -525,6 +529,7 @@ impl Logic for HostLink {
             r_end_addr,
             r_range_bad,
             r_cur_last,
+            r_end,
             p_m,
             p_kt,
             p_nt,
@@ -749,11 +754,17 @@ impl Logic for HostLink {
         if self.r_is_a.q.val() {
             self.r_depth.next = self.act_depth.val();
         }
-        self.r_end.next = (self.r_is_w.q.val() & (self.r_sel.q.val() == self.w_last_sel.val()))
-            | (self.r_is_a.q.val() & (self.r_sel.q.val() == self.a_last_sel.val()))
+        // `r_end`: the load position is its word's last byte, a register kept one step ahead:
+        // a word's first byte is its last when words are one byte; otherwise the byte after
+        // (r_sel, r_shift) is last when it is the last select (and, for results, byte 3).
+        self.r_first_last.next = (self.r_is_w.q.val() & (self.w_last_sel.val() == 1))
+            | (self.r_is_a.q.val() & (self.a_last_sel.val() == 1));
+        self.r_next_last.next = (self.r_is_w.q.val()
+            & ((self.r_sel.q.val() << 1) == self.w_last_sel.val()))
+            | (self.r_is_a.q.val() & ((self.r_sel.q.val() << 1) == self.a_last_sel.val()))
             | (self.r_is_r.q.val()
                 & (self.r_sel.q.val() == self.r_last_sel.val())
-                & (self.r_shift.q.val() == 24));
+                & (self.r_shift.q.val() == 16));
         // READ replies send `host_rd_byte`, a register the core loads one byte ahead: in
         // TxFetch (the word's first byte, its address set since the previous word's last load)
         // and whenever a byte goes out that is not its word's last. After a word's last byte is
@@ -764,7 +775,8 @@ impl Logic for HostLink {
                 & self.out_ready.val()
                 & !self.r_cur_last.q.val());
         if self.host_rd_load.val() {
-            self.r_cur_last.d.next = self.r_end.val();
+            self.r_cur_last.d.next = self.r_end.q.val();
+            self.r_end.d.next = self.r_next_last.val();
             if self.r_is_r.q.val() {
                 self.r_shift.d.next = self.r_shift.q.val() + 8;
                 if self.r_shift.q.val() == 24 {
@@ -773,7 +785,8 @@ impl Logic for HostLink {
             } else {
                 self.r_sel.d.next = self.r_sel.q.val() << 1;
             }
-            if self.r_end.val() {
+            if self.r_end.q.val() {
+                self.r_end.d.next = self.r_first_last.val();
                 self.r_sel.d.next = 1.into();
                 self.r_shift.d.next = 0.into();
                 self.r_addr.d.next = self.r_addr.q.val() + 1;
@@ -995,6 +1008,7 @@ impl Logic for HostLink {
                 self.tx_shift.d.next = 0.into();
                 self.r_sel.d.next = 1.into();
                 self.r_shift.d.next = 0.into();
+                self.r_end.d.next = self.r_first_last.val();
                 self.state.d.next = LinkState::TxSync;
                 if self.crc_bad.q.val() {
                     self.status.d.next = self.k_status_bad_crc.val();
