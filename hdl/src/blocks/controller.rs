@@ -81,7 +81,7 @@ pub struct Controller {
     pub tok_out: Signal<Out, Bits<16>>,
     rows: Constant<Bits<16>>,
     cols: Constant<Bits<16>>,
-    drain_last: Constant<Bits<16>>,
+    drain_last_m1: Constant<Bits<16>>,
     state: DFF<RunState>,
     step: DFF<Bits<16>>,
     kt: DFF<Bits<16>>,
@@ -99,6 +99,7 @@ pub struct Controller {
     out_next: DFF<Bits<16>>,
     wt_next: DFF<Bits<16>>,
     drain: DFF<Bits<16>>,
+    drain_end: DFF<bool>,
     cycles: DFF<Bits<32>>,
     end_m2: Signal<Local, Bits<16>>,
     issuing_act: Signal<Local, bool>,
@@ -134,7 +135,7 @@ impl Controller {
             tok_out: Default::default(),
             rows: Constant::new((rows as u64).into()),
             cols: Constant::new((cols as u64).into()),
-            drain_last: Constant::new(((rows + cols + DRAIN_EXTRA - 1) as u64).into()),
+            drain_last_m1: Constant::new(((rows + cols + DRAIN_EXTRA - 2) as u64).into()),
             state: Default::default(),
             step: Default::default(),
             kt: Default::default(),
@@ -152,6 +153,7 @@ impl Controller {
             out_next: Default::default(),
             wt_next: Default::default(),
             drain: Default::default(),
+            drain_end: Default::default(),
             cycles: Default::default(),
             end_m2: Default::default(),
             issuing_act: Default::default(),
@@ -183,6 +185,7 @@ impl Logic for Controller {
             out_next,
             wt_next,
             drain,
+            drain_end,
             cycles
         );
         // The step before the tile's last: when the step register holds it, the next step ends
@@ -195,8 +198,10 @@ impl Logic for Controller {
             (self.state.q.val() == RunState::Issue) & (self.step.q.val() < self.m.val());
         // Outputs: what to issue this cycle.
         self.busy.next = self.state.q.val() != RunState::Idle;
-        self.done.next =
-            (self.state.q.val() == RunState::Drain) & (self.drain.q.val() == self.drain_last.val());
+        // The drain's last cycle, a register computed a cycle ahead.
+        self.done.next = self.drain_end.q.val();
+        self.drain_end.d.next = (self.state.q.val() == RunState::Drain)
+            & (self.drain.q.val() == self.drain_last_m1.val());
         self.run_cycles.next = self.cycles.q.val();
         self.act_valid.next = self.issuing_act.val();
         self.act_addr.next = self.act_next.q.val();
@@ -287,7 +292,7 @@ impl Logic for Controller {
             RunState::Drain => {
                 self.cycles.d.next = self.cycles.q.val() + 1;
                 self.drain.d.next = self.drain.q.val() + 1;
-                if self.drain.q.val() == self.drain_last.val() {
+                if self.drain_end.q.val() {
                     self.state.d.next = RunState::Idle;
                 }
             }
@@ -297,6 +302,7 @@ impl Logic for Controller {
         }
         if self.reset.val() {
             self.state.d.next = RunState::Idle;
+            self.drain_end.d.next = false;
         }
     }
 }
