@@ -57,6 +57,11 @@ pub struct BoardTop {
     rx_led: DFF<Bits<STRETCH_BITS>>,
     tx_led: DFF<Bits<STRETCH_BITS>>,
     err_led: DFF<Bits<STRETCH_BITS>>,
+    /// The UART's byte-received, byte-sent and byte-lost pulses, a cycle late (no eye sees
+    /// it), so their logic does not chain into the LED counters.
+    rx_pulse: DFF<bool>,
+    tx_pulse: DFF<bool>,
+    err_pulse: DFF<bool>,
     clock: Signal<Local, Clock>,
     reset: Signal<Local, bool>,
 }
@@ -148,6 +153,9 @@ impl BoardTop {
             rx_led: Default::default(),
             tx_led: Default::default(),
             err_led: Default::default(),
+            rx_pulse: Default::default(),
+            tx_pulse: Default::default(),
+            err_pulse: Default::default(),
             clock: Default::default(),
             reset: Default::default(),
         }
@@ -159,7 +167,9 @@ impl Logic for BoardTop {
     fn update(&mut self) {
         self.pll.clock_in.next = self.clk_osc.val();
         self.clock.next = self.pll.clock_out.val();
-        dff_setup!(self, clock, run, heartbeat, rx_led, tx_led, err_led);
+        dff_setup!(
+            self, clock, run, heartbeat, rx_led, tx_led, err_led, rx_pulse, tx_pulse, err_pulse
+        );
         // Reset: held until the PLL is locked and the button released, then released
         // synchronously three cycles later.
         self.run.d.next = (self.run.q.val() << 1) | bits::<3>(1);
@@ -172,26 +182,29 @@ impl Logic for BoardTop {
         self.serial.rx.next = self.uart_rx.val();
         self.uart_tx.next = self.serial.tx.val();
         // LEDs.
+        self.rx_pulse.d.next = self.serial.rx_strobe.val();
+        self.tx_pulse.d.next = self.serial.tx_strobe.val();
+        self.err_pulse.d.next = self.serial.rx_error.val();
         self.heartbeat.d.next = self.heartbeat.q.val() + 1;
         self.rx_led.d.next = self.rx_led.q.val();
         if self.rx_led.q.val().any() {
             self.rx_led.d.next = self.rx_led.q.val() - 1;
         }
-        if self.serial.rx_strobe.val() {
+        if self.rx_pulse.q.val() {
             self.rx_led.d.next = !bits::<STRETCH_BITS>(0);
         }
         self.tx_led.d.next = self.tx_led.q.val();
         if self.tx_led.q.val().any() {
             self.tx_led.d.next = self.tx_led.q.val() - 1;
         }
-        if self.serial.tx_strobe.val() {
+        if self.tx_pulse.q.val() {
             self.tx_led.d.next = !bits::<STRETCH_BITS>(0);
         }
         self.err_led.d.next = self.err_led.q.val();
         if self.err_led.q.val().any() {
             self.err_led.d.next = self.err_led.q.val() - 1;
         }
-        if self.serial.rx_error.val() {
+        if self.err_pulse.q.val() {
             self.err_led.d.next = !bits::<STRETCH_BITS>(0);
         }
         self.led_heartbeat.next = self.heartbeat.q.val().get_bit(25);

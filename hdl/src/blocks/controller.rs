@@ -100,6 +100,11 @@ pub struct Controller {
     wt_next: DFF<Bits<16>>,
     drain: DFF<Bits<16>>,
     drain_end: DFF<bool>,
+    // kt_left == 1, nt_left == 0 and nt_left == 1, registered: the counters change only at a
+    // tile's end and are read at the next, at least two steps later.
+    kt_left_one: DFF<bool>,
+    nt_left_zero: DFF<bool>,
+    nt_left_one: DFF<bool>,
     cycles: DFF<Bits<32>>,
     end_m2: Signal<Local, Bits<16>>,
     issuing_act: Signal<Local, bool>,
@@ -154,6 +159,9 @@ impl Controller {
             wt_next: Default::default(),
             drain: Default::default(),
             drain_end: Default::default(),
+            kt_left_one: Default::default(),
+            nt_left_zero: Default::default(),
+            nt_left_one: Default::default(),
             cycles: Default::default(),
             end_m2: Default::default(),
             issuing_act: Default::default(),
@@ -186,6 +194,9 @@ impl Logic for Controller {
             wt_next,
             drain,
             drain_end,
+            kt_left_one,
+            nt_left_zero,
+            nt_left_one,
             cycles
         );
         // The step before the tile's last: when the step register holds it, the next step ends
@@ -198,6 +209,9 @@ impl Logic for Controller {
             (self.state.q.val() == RunState::Issue) & (self.step.q.val() < self.m.val());
         // Outputs: what to issue this cycle.
         self.busy.next = self.state.q.val() != RunState::Idle;
+        self.kt_left_one.d.next = self.kt_left.q.val() == 1;
+        self.nt_left_zero.d.next = self.nt_left.q.val() == 0;
+        self.nt_left_one.d.next = self.nt_left.q.val() == 1;
         // The drain's last cycle, a register computed a cycle ahead.
         self.done.next = self.drain_end.q.val();
         self.drain_end.d.next = (self.state.q.val() == RunState::Drain)
@@ -268,7 +282,7 @@ impl Logic for Controller {
                     } else if self.kt_last.q.val() {
                         // The next tile is the next N-tile's first K-tile.
                         self.kt_last.d.next = self.k_single.q.val();
-                        self.last_tile.d.next = self.k_single.q.val() & (self.nt_left.q.val() == 1);
+                        self.last_tile.d.next = self.k_single.q.val() & self.nt_left_one.q.val();
                         self.kt.d.next = 0.into();
                         self.kt_left.d.next = self.k_tiles.val() - 1;
                         self.nt_left.d.next = self.nt_left.q.val() - 1;
@@ -278,9 +292,9 @@ impl Logic for Controller {
                         self.out_next.d.next = self.out_row.q.val() + 1;
                     } else {
                         // The next tile is this N-tile's next K-tile.
-                        self.kt_last.d.next = self.kt_left.q.val() == 1;
+                        self.kt_last.d.next = self.kt_left_one.q.val();
                         self.last_tile.d.next =
-                            (self.kt_left.q.val() == 1) & (self.nt_left.q.val() == 0);
+                            self.kt_left_one.q.val() & self.nt_left_zero.q.val();
                         self.kt.d.next = self.kt.q.val() + 1;
                         self.kt_left.d.next = self.kt_left.q.val() - 1;
                         self.act_row.d.next = self.act_row.q.val() + 1;

@@ -837,7 +837,7 @@ impl Logic for HostLink {
 
         // A WRITE word completed last cycle: store it (unless it held code 0b10), move on.
         if self.w_pend.q.val() {
-            self.host_commit.next = self.w_pend_good.q.val();
+            self.host_commit.next = self.w_pend_good.q.val() & self.w_go.val();
             self.w_addr.d.next = self.w_addr.q.val() + 1;
             self.w_pend.d.next = false;
         }
@@ -921,7 +921,9 @@ impl Logic for HostLink {
                             self.w_addr.d.next = bit_cast::<16, 32>(self.hdr_addr.val());
                             self.w_range_bad.d.next = self.hdr_addr.val() > self.w_room.q.val();
                         }
-                        if self.w_hdr.q.val().get_bit(3) & self.w_go.val() {
+                        // Data bytes are staged whatever the header said (staging changes no
+                        // memory); a word is committed only under a good header.
+                        if self.w_hdr.q.val().get_bit(3) {
                             self.host_stage.next = true;
                             self.w_word_bad.d.next = self.w_word_bad.q.val() | self.byte_bad.val();
                             self.w_sel.d.next = self.w_sel.q.val() << 1;
