@@ -3,7 +3,7 @@
 //! figures hang together. Needs the open toolchain (`scripts/install-toolchain.sh`): without it
 //! the test fails, naming the missing tool and the install command.
 //!
-//! The iCEBreaker builds its default (8x4 at 24 MHz, the largest array that fits). The ULX3S is
+//! The iCEBreaker builds its default (8x4 at 36 MHz, the largest array that fits). The ULX3S is
 //! built with a 4x8 array at 25 MHz to keep the test to minutes on two cores;
 //! docs/boards.md has the figures of the full-size builds.
 
