@@ -193,6 +193,7 @@ pub struct HostLink {
     crc_rx: DFF<Bits<16>>,
     tx_byte: DFF<Bits<8>>,
     tx_pend: DFF<bool>,
+    // The byte received last cycle, and whether the CRC still has to absorb it.
     rx_byte: DFF<Bits<8>>,
     rx_pend: DFF<bool>,
     idle: DFF<Bits<32>>,
@@ -220,6 +221,8 @@ pub struct HostLink {
     r_shift: DFF<Bits<5>>,
     r_end_addr: DFF<Bits<32>>,
     r_range_bad: DFF<bool>,
+    // `r_cur_last`: the byte in `host_rd_byte` is its word's last; `r_end`: so is the byte
+    // the next load takes.
     r_cur_last: DFF<bool>,
     r_end: DFF<bool>,
     // CONFIGURE: pending fields, products for the checks, and the active layer.
@@ -259,6 +262,7 @@ pub struct HostLink {
     tx_idx: DFF<Bits<16>>,
     tx_word: DFF<Bits<4>>,
     tx_shift: DFF<Bits<5>>,
+    // The reply word going out, its next byte lowest.
     tx_bytes: DFF<Bits<32>>,
     // Combinational helpers.
     crc_in: Signal<Local, Bits<8>>,
