@@ -157,12 +157,22 @@ mod tests {
 
     const ROWS: usize = 3;
 
-    /// Runs `k_tiles` K-tiles of `ROWS` rows through a lane, one token per cycle and each
-    /// partial sum the cycle after its token, as the core drives it; returns the results in
-    /// the order they leave.
-    fn run(k_tiles: usize, psums: &[i16]) -> Vec<(u16, i32)> {
+    /// A lane whose RAM starts all zero.
+    fn fresh_lane() -> AccumulatorLane {
         let mut lane = AccumulatorLane::new(ROWS);
         lane.connect_all();
+        lane
+    }
+
+    /// Runs `k_tiles` K-tiles of `ROWS` rows through a fresh lane.
+    fn run(k_tiles: usize, psums: &[i16]) -> Vec<(u16, i32)> {
+        run_on(&mut fresh_lane(), k_tiles, psums)
+    }
+
+    /// Runs `k_tiles` K-tiles of `ROWS` rows through `lane`, one token per cycle and each
+    /// partial sum the cycle after its token, as the core drives it; returns the results in
+    /// the order they leave.
+    fn run_on(lane: &mut AccumulatorLane, k_tiles: usize, psums: &[i16]) -> Vec<(u16, i32)> {
         let mut out = vec![];
         let steps = k_tiles * ROWS;
         for t in 0..steps + 2 {
@@ -177,7 +187,7 @@ mod tests {
                 .copied()
                 .unwrap_or(0);
             lane.psum_in.next = (p as u16 as u64).into();
-            tick(&mut lane, |l| &mut l.clock);
+            tick(lane, |l| &mut l.clock);
             if lane.result_valid.val() {
                 out.push((
                     lane.result_addr.val().index() as u16,
@@ -222,7 +232,36 @@ mod tests {
         assert_eq!(run(k, &psums), expected(k, &psums));
     }
 
+    #[test]
+    fn each_run_starts_from_zero_not_from_the_last() {
+        // The second run's first K-tile must ignore the sums the first run left in the RAM,
+        // including a left-over value whose low half would carry into the high half.
+        let mut lane = fresh_lane();
+        let first = vec![i16::MAX; 3 * ROWS];
+        assert_eq!(run_on(&mut lane, 3, &first), expected(3, &first));
+        for k in 1..4 {
+            let second: Vec<i16> = (0..k * ROWS).map(|i| [-1, i16::MIN, 5][i % 3]).collect();
+            assert_eq!(run_on(&mut lane, k, &second), expected(k, &second));
+        }
+    }
+
     proptest! {
+        #[test]
+        fn back_to_back_runs_accumulate_like_wrapping_i32(
+            (k1, p1, k2, p2) in (1usize..5, 1usize..5).prop_flat_map(|(a, b)| {
+                (
+                    Just(a),
+                    proptest::collection::vec(psum(), a * ROWS),
+                    Just(b),
+                    proptest::collection::vec(psum(), b * ROWS),
+                )
+            })
+        ) {
+            let mut lane = fresh_lane();
+            prop_assert_eq!(run_on(&mut lane, k1, &p1), expected(k1, &p1));
+            prop_assert_eq!(run_on(&mut lane, k2, &p2), expected(k2, &p2));
+        }
+
         #[test]
         fn accumulates_like_wrapping_i32(
             (k_tiles, psums) in (1usize..8).prop_flat_map(|k| {
