@@ -158,7 +158,7 @@ pub struct HostLink {
     max_m: Constant<Bits<32>>,
     clock_hz: Constant<Bits<32>>,
     frame_timeout: Constant<Bits<32>>,
-    idle_last: Constant<Bits<32>>,
+    idle_before_last: Constant<Bits<32>>,
     weight_tiles: Constant<Bits<32>>,
     row_shift: Constant<Bits<5>>,
     w_word_shift: Constant<Bits<5>>,
@@ -196,7 +196,11 @@ pub struct HostLink {
     // The byte received last cycle, and whether the CRC still has to absorb it.
     rx_byte: DFF<Bits<8>>,
     rx_pend: DFF<bool>,
+    // Cycles without a byte inside a frame, and whether that count reached the timeout's last
+    // cycle (computed a cycle ahead).
     idle: DFF<Bits<32>>,
+    idle_hit: DFF<bool>,
+    receiving: Signal<Local, bool>,
     status: DFF<Bits<8>>,
     reply_len: DFF<Bits<16>>,
     reply_last: DFF<Bits<16>>,
@@ -369,7 +373,7 @@ impl HostLink {
             max_m: k32(cfg.max_m as u64),
             clock_hz: k32(cfg.clock_hz as u64),
             frame_timeout: k32(cfg.frame_timeout_cycles as u64),
-            idle_last: k32(cfg.frame_timeout_cycles as u64 - 1),
+            idle_before_last: k32(cfg.frame_timeout_cycles as u64 - 2),
             weight_tiles: k32((cfg.weight_depth / cfg.rows) as u64),
             row_shift: k5(log2(cfg.rows)),
             w_word_shift: k5(log2(cfg.weight_word_bytes())),
@@ -404,6 +408,8 @@ impl HostLink {
             rx_byte: Default::default(),
             rx_pend: Default::default(),
             idle: Default::default(),
+            idle_hit: Default::default(),
+            receiving: Default::default(),
             status: Default::default(),
             reply_len: Default::default(),
             reply_last: Default::default(),
@@ -510,6 +516,7 @@ impl Logic for HostLink {
             rx_byte,
             rx_pend,
             idle,
+            idle_hit,
             status,
             reply_len,
             reply_last,
@@ -851,7 +858,6 @@ impl Logic for HostLink {
                 self.crc.d.next = self.k_crc_init.val();
                 if self.in_valid.val() & (self.in_data.val() == self.k_request_sync.val()) {
                     self.state.d.next = LinkState::Opcode;
-                    self.idle.d.next = 0.into();
                 }
             }
             LinkState::Opcode => {
@@ -1168,27 +1174,99 @@ impl Logic for HostLink {
         if self.tx_pend.q.val() | self.rx_pend.q.val() {
             self.crc.d.next = self.crc_next.val();
         }
-        // A frame that stops arriving is answered TRUNCATED.
-        if (self.state.q.val() == LinkState::Opcode)
+        // A frame that stops arriving is answered TRUNCATED. Outside a frame the count is
+        // held at zero, so it starts from zero at every opcode byte.
+        self.receiving.next = (self.state.q.val() == LinkState::Opcode)
             | (self.state.q.val() == LinkState::LenLo)
             | (self.state.q.val() == LinkState::LenHi)
             | (self.state.q.val() == LinkState::Payload)
             | (self.state.q.val() == LinkState::CrcLo)
-            | (self.state.q.val() == LinkState::CrcHi)
-        {
-            self.idle.d.next = self.idle.q.val() + 1;
-            if self.in_valid.val() {
-                self.idle.d.next = 0.into();
-            } else if self.idle.q.val() == self.idle_last.val() {
-                self.status.d.next = self.k_status_truncated.val();
-                self.reply_len.d.next = 0.into();
-                self.state.d.next = LinkState::TxSync;
-            }
+            | (self.state.q.val() == LinkState::CrcHi);
+        self.idle.d.next = self.idle.q.val() + 1;
+        self.idle_hit.d.next = self.idle.q.val() == self.idle_before_last.val();
+        if self.in_valid.val() | !self.receiving.val() {
+            self.idle.d.next = 0.into();
+            self.idle_hit.d.next = false;
+        }
+        if self.receiving.val() & !self.in_valid.val() & self.idle_hit.q.val() {
+            self.status.d.next = self.k_status_truncated.val();
+            self.reply_len.d.next = 0.into();
+            self.state.d.next = LinkState::TxSync;
         }
         if self.reset.val() {
             self.state.d.next = LinkState::WaitSync;
             self.configured.d.next = false;
             self.w_pend.d.next = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::testing::{settle, tick};
+
+    /// Sends `bytes` one per cycle after `gap` idle cycles each, then waits; returns the
+    /// cycle (counted from the last byte's) on which the first reply byte appears, and that
+    /// reply's status byte.
+    fn first_reply_after(cfg: &Config, bytes: &[u8], gap: usize) -> (usize, u8) {
+        let mut link = HostLink::new(cfg);
+        link.connect_all();
+        link.out_ready.next = false;
+        for &b in bytes {
+            for _ in 0..gap {
+                link.in_valid.next = false;
+                tick(&mut link, |l| &mut l.clock);
+                assert!(
+                    !link.out_valid.val(),
+                    "a reply while the frame still arrives"
+                );
+            }
+            link.in_valid.next = true;
+            link.in_data.next = (b as u64).into();
+            settle(&mut link);
+            assert!(link.in_ready.val(), "the link refused a frame byte");
+            tick(&mut link, |l| &mut l.clock);
+        }
+        link.in_valid.next = false;
+        for cycle in 1..4 * cfg.frame_timeout_cycles as usize {
+            if link.out_valid.val() {
+                assert_eq!(link.out_data.val().index() as u8, protocol::REPLY_SYNC);
+                link.out_ready.next = true;
+                tick(&mut link, |l| &mut l.clock);
+                return (cycle, link.out_data.val().index() as u8);
+            }
+            tick(&mut link, |l| &mut l.clock);
+        }
+        panic!("no reply");
+    }
+
+    #[test]
+    fn a_frame_that_stops_is_answered_truncated_after_exactly_the_timeout() {
+        let cfg = Config {
+            frame_timeout_cycles: 20,
+            ..Config::new(4, 4).unwrap()
+        };
+        let t = cfg.frame_timeout_cycles as usize;
+        // The sync byte, the STATUS opcode and half its length; then nothing. The link counts
+        // `t` cycles without a byte and starts the reply on the next.
+        let cut = [protocol::REQUEST_SYNC, Opcode::Status as u8, 0];
+        assert_eq!(
+            first_reply_after(&cfg, &cut, 0),
+            (t + 1, Status::Truncated as u8)
+        );
+        // Gaps one cycle short of the timeout keep the frame alive, and the same count runs
+        // after its last byte.
+        assert_eq!(
+            first_reply_after(&cfg, &cut, t - 1),
+            (t + 1, Status::Truncated as u8)
+        );
+        // A whole frame with such gaps is answered normally.
+        let mut status = cut.to_vec();
+        status.push(0);
+        let crc = protocol::crc16(&status[1..]);
+        status.extend_from_slice(&crc.to_le_bytes());
+        let (_, code) = first_reply_after(&cfg, &status, t - 1);
+        assert_eq!(code, Status::Ok as u8);
     }
 }
