@@ -15,6 +15,13 @@
 //! new one (rust-hdl). The differential suite holds both to the golden model bit for bit, so
 //! it fails if any result ever depended on a read that collided with a write.
 //!
+//! **No power-up value on the read register in synthesis.** A block RAM's output register
+//! cannot be initialised, so yosys honours `read_data = 0` by adding a flip-flop that is 0 until
+//! the first clock and a multiplexer on every read bit: one net of 258 loads on the iCEBreaker,
+//! on the accumulator's critical path. Nothing reads a RAM before the first clock (the board
+//! top holds reset until the PLL locks), so the initial value is kept for simulators only
+//! (`ifndef SYNTHESIS`; yosys defines `SYNTHESIS`, Verilator does not and zero-initialises).
+//!
 //! [`Config`]: crate::Config
 
 use rust_hdl::prelude::*;
@@ -107,7 +114,9 @@ reg [{msb}:0] mem [0:{last}];
 integer i;
 initial begin
    for (i = 0; i <= {last}; i = i + 1) mem[i] = 0;
-{init}   read_data = 0;
+{init}`ifndef SYNTHESIS
+   read_data = 0;
+`endif
 end
 
 always @(posedge clock) begin
@@ -180,6 +189,11 @@ mod tests {
             Verilog::Custom(v) => {
                 assert!(v.contains("(* no_rw_check *)\nreg [7:0] mem [0:3];"), "{v}");
                 assert!(v.contains("read_data <= mem[read_address];"), "{v}");
+                // The power-up value is for simulators only (see the module docs).
+                assert!(
+                    v.contains("`ifndef SYNTHESIS\n   read_data = 0;\n`endif"),
+                    "{v}"
+                );
             }
             _ => panic!("LaneRam writes its own Verilog"),
         }
