@@ -268,6 +268,8 @@ pub struct HostLink {
     tx_shift: DFF<Bits<5>>,
     // The reply word going out, its next byte lowest.
     tx_bytes: DFF<Bits<32>>,
+    // Word `tx_word` of the reply, registered: what `tx_bytes` loads next.
+    tx_next: DFF<Bits<32>>,
     // Combinational helpers.
     crc_in: Signal<Local, Bits<8>>,
     crc_next: Signal<Local, Bits<16>>,
@@ -469,6 +471,7 @@ impl HostLink {
             tx_word: Default::default(),
             tx_shift: Default::default(),
             tx_bytes: Default::default(),
+            tx_next: Default::default(),
             crc_in: Default::default(),
             crc_next: Default::default(),
             full_len: Default::default(),
@@ -575,7 +578,8 @@ impl Logic for HostLink {
             tx_idx,
             tx_word,
             tx_shift,
-            tx_bytes
+            tx_bytes,
+            tx_next
         );
         self.counter.d.next = self.counter.q.val() + 1;
         // The configured layer, to the core.
@@ -603,7 +607,11 @@ impl Logic for HostLink {
         self.host_rd_shift.next = self.r_shift.q.val();
 
         // Reply words (INFO, STATUS, RUN), sent little-endian: `word` is word `tx_word` of the
-        // reply, loaded into `tx_bytes` (from which the bytes go out) when its first byte is due.
+        // reply, registered in `tx_next` and loaded from there into `tx_bytes` (from which the
+        // bytes go out) when its first byte is due. The register costs no cycle: `tx_word`
+        // moves on at a load and the next load is at least four bytes later; the first load
+        // (TxLenHi) comes three cycles after Decide or RunWait set `tx_word`, the snapshot and
+        // the run's cycle count.
         self.word.next = bits::<32>(0);
         if self.op_info.q.val() {
             if self.tx_word.q.val() == 0 {
@@ -642,6 +650,7 @@ impl Logic for HostLink {
         if self.op_run.q.val() {
             self.word.next = self.last_run.q.val();
         }
+        self.tx_next.d.next = self.word.val();
 
         // CRC-16/CCITT-FALSE. Every byte is absorbed the cycle after it passed, from a register
         // (`rx_byte`, `tx_byte`), so the CRC's enable and input are flip-flops: no path runs from
@@ -1123,7 +1132,7 @@ impl Logic for HostLink {
             }
             LinkState::TxLenHi => {
                 if self.out_ready.val() {
-                    self.tx_bytes.d.next = self.word.val();
+                    self.tx_bytes.d.next = self.tx_next.q.val();
                     self.tx_word.d.next = self.tx_word.q.val() + 1;
                     self.state.d.next = LinkState::TxPayload;
                     if self.op_read.q.val() {
@@ -1148,7 +1157,7 @@ impl Logic for HostLink {
                         self.tx_shift.d.next = self.tx_shift.q.val() + 8;
                         self.tx_bytes.d.next = self.tx_bytes.q.val() >> 8;
                         if self.tx_shift.q.val() == 24 {
-                            self.tx_bytes.d.next = self.word.val();
+                            self.tx_bytes.d.next = self.tx_next.q.val();
                             self.tx_word.d.next = self.tx_word.q.val() + 1;
                         }
                     }
