@@ -90,6 +90,8 @@ pub struct Controller {
     period_m2: DFF<Bits<16>>,
     last_tile_m2: DFF<Bits<16>>,
     at_end: DFF<bool>,
+    // `step < m`: this step issues an activation row (a register computed a cycle ahead).
+    act_more: DFF<bool>,
     kt_last: DFF<bool>,
     last_tile: DFF<bool>,
     k_single: DFF<bool>,
@@ -149,6 +151,7 @@ impl Controller {
             period_m2: Default::default(),
             last_tile_m2: Default::default(),
             at_end: Default::default(),
+            act_more: Default::default(),
             kt_last: Default::default(),
             last_tile: Default::default(),
             k_single: Default::default(),
@@ -184,6 +187,7 @@ impl Logic for Controller {
             period_m2,
             last_tile_m2,
             at_end,
+            act_more,
             kt_last,
             last_tile,
             k_single,
@@ -205,8 +209,7 @@ impl Logic for Controller {
         if self.last_tile.q.val() {
             self.end_m2.next = self.last_tile_m2.q.val();
         }
-        self.issuing_act.next =
-            (self.state.q.val() == RunState::Issue) & (self.step.q.val() < self.m.val());
+        self.issuing_act.next = (self.state.q.val() == RunState::Issue) & self.act_more.q.val();
         // Outputs: what to issue this cycle.
         self.busy.next = self.state.q.val() != RunState::Idle;
         self.kt_left_one.d.next = self.kt_left.q.val() == 1;
@@ -238,6 +241,7 @@ impl Logic for Controller {
                 if self.start.val() {
                     self.state.d.next = RunState::Issue;
                     self.step.d.next = 0.into();
+                    self.act_more.d.next = self.m.val() != 0;
                     self.kt.d.next = 0.into();
                     self.kt_left.d.next = self.k_tiles.val() - 1;
                     self.nt_left.d.next = self.n_tiles.val() - 1;
@@ -272,9 +276,11 @@ impl Logic for Controller {
                     self.wt_next.d.next = self.wt_next.q.val() + 1;
                 }
                 self.step.d.next = self.step.q.val() + 1;
+                self.act_more.d.next = (self.step.q.val() + 1) < self.m.val();
                 self.at_end.d.next = self.step.q.val() == self.end_m2.val();
                 if self.at_end.q.val() {
                     self.step.d.next = 0.into();
+                    self.act_more.d.next = self.m.val() != 0;
                     self.at_end.d.next = false;
                     if self.last_tile.q.val() {
                         self.state.d.next = RunState::Drain;
