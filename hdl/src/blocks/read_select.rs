@@ -4,7 +4,8 @@
 //! 2-bit code per column, four codes to a byte), an activation word (one int8 per row) or a
 //! result word (one int32 per column). `sel` is one-hot over the word's bytes for weights and
 //! activations, and over the lanes for results, where `shift` (0, 8, 16, 24) picks the byte of
-//! the lane. Purely combinational: the core registers what it selects.
+//! the lane (a select with several bits set would give the OR of their bytes). Purely
+//! combinational: the core registers what it selects.
 
 use crate::config::ACC_BITS;
 use rust_hdl::prelude::*;
@@ -39,6 +40,7 @@ pub struct ReadSelect {
     code1: Signal<Local, Bits<2>>,
     code2: Signal<Local, Bits<2>>,
     code3: Signal<Local, Bits<2>>,
+    weight_byte: Signal<Local, Bits<8>>,
     act: Signal<Local, Bits<8>>,
     result: Signal<Local, Bits<32>>,
     word: Signal<Local, Bits<32>>,
@@ -70,6 +72,7 @@ impl ReadSelect {
             code1: Default::default(),
             code2: Default::default(),
             code3: Default::default(),
+            weight_byte: Default::default(),
             act: Default::default(),
             result: Default::default(),
             word: Default::default(),
@@ -83,37 +86,42 @@ impl ReadSelect {
 impl Logic for ReadSelect {
     #[hdl_gen]
     fn update(&mut self) {
-        // Calls cannot take loop-indexed arguments, hence the locals.
+        // `sel` is one-hot, so each memory's byte is the OR of the selected inputs: a balanced
+        // OR tree in synthesis, where a chain of `if`s would be a priority multiplexer as deep
+        // as the word. Calls cannot take loop-indexed arguments, hence the code locals.
         self.code0.next = bits::<2>(0);
         self.code1.next = bits::<2>(0);
         self.code2.next = bits::<2>(0);
         self.code3.next = bits::<2>(0);
+        self.weight_byte.next = bits::<8>(0);
         for b in 0..self._weight_bytes {
             if self.sel.val().get_bit(b) {
                 self.code0.next = self.codes[b * 4].val();
                 self.code1.next = self.codes[b * 4 + 1].val();
                 self.code2.next = self.codes[b * 4 + 2].val();
                 self.code3.next = self.codes[b * 4 + 3].val();
+                self.weight_byte.next = self.weight_byte.val()
+                    | bit_cast::<8, 2>(self.code0.val())
+                    | (bit_cast::<8, 2>(self.code1.val()) << 2)
+                    | (bit_cast::<8, 2>(self.code2.val()) << 4)
+                    | (bit_cast::<8, 2>(self.code3.val()) << 6);
             }
         }
         self.act.next = bits::<8>(0);
         for i in 0..self._rows {
             if self.sel.val().get_bit(i) {
-                self.act.next = self.acts[i].val();
+                self.act.next = self.act.val() | self.acts[i].val();
             }
         }
         self.result.next = bits::<32>(0);
         for j in 0..self._cols {
             if self.sel.val().get_bit(j) {
-                self.result.next = self.results[j].val();
+                self.result.next = self.result.val() | self.results[j].val();
             }
         }
         self.word.next = self.result.val();
         if self.mem.val() == self.k_mem_weights.val() {
-            self.word.next = bit_cast::<32, 2>(self.code0.val())
-                | (bit_cast::<32, 2>(self.code1.val()) << 2)
-                | (bit_cast::<32, 2>(self.code2.val()) << 4)
-                | (bit_cast::<32, 2>(self.code3.val()) << 6);
+            self.word.next = bit_cast::<32, 8>(self.weight_byte.val());
         }
         if self.mem.val() == self.k_mem_acts.val() {
             self.word.next = bit_cast::<32, 8>(self.act.val());
@@ -131,7 +139,7 @@ mod tests {
         let mut s = ReadSelect::new(4, 8);
         s.connect_all();
         for (j, c) in s.codes.iter_mut().enumerate() {
-            c.next = ((j % 4) as u64).into();
+            c.next = (((j + j / 4) % 4) as u64).into();
         }
         for (i, a) in s.acts.iter_mut().enumerate() {
             a.next = (0x10 + i as u64).into();
@@ -155,7 +163,7 @@ mod tests {
         let mut s = selector();
         // Weight byte b holds columns 4b..4b+3, column 4b + q in bits 2q..2q+1.
         assert_eq!(pick(&mut s, MEM_WEIGHTS, 0b01, 0), 0b11_10_01_00);
-        assert_eq!(pick(&mut s, MEM_WEIGHTS, 0b10, 0), 0b11_10_01_00);
+        assert_eq!(pick(&mut s, MEM_WEIGHTS, 0b10, 0), 0b00_11_10_01);
         assert_eq!(pick(&mut s, MEM_ACTS, 1 << 3, 0), 0x13);
         // Lane 2 holds 0x0C090603: bytes 0x03, 0x06, 0x09, 0x0C.
         assert_eq!(pick(&mut s, MEM_RESULTS, 1 << 2, 0), 0x03);
