@@ -58,6 +58,8 @@ pub struct AccumulatorLane {
     acc: Signal<Local, Bits<ACC_BITS>>,
     high_ext: Signal<Local, Bits<16>>,
     low_sum: Signal<Local, Bits<17>>,
+    low_out: Signal<Local, Bits<16>>,
+    acc_high: Signal<Local, Bits<16>>,
     high_sum: Signal<Local, Bits<16>>,
     high_sum_carry: Signal<Local, Bits<16>>,
     sum: Signal<Local, Bits<ACC_BITS>>,
@@ -94,6 +96,8 @@ impl AccumulatorLane {
             acc: Default::default(),
             high_ext: Default::default(),
             low_sum: Default::default(),
+            low_out: Default::default(),
+            acc_high: Default::default(),
             high_sum: Default::default(),
             high_sum_carry: Default::default(),
             sum: Default::default(),
@@ -114,9 +118,14 @@ impl Logic for AccumulatorLane {
         self.q_out.d.next = self.tok_out_in.val();
         // sum = acc + sign-extended psum, as a carry-select adder: the low half's carry picks
         // one of two high halves computed alongside it, so no carry ripples through 32 bits.
+        // The first K-tile starts from zero. The low half's RAM word goes straight into its
+        // carry chain (the chain starts the cycle's longest path, low chain -> carry -> select)
+        // and the first tile takes the partial sum instead, with the carry masked off; the high
+        // halves start from a zeroed word.
         self.acc.next = self.ram.read_data.val();
+        self.acc_high.next = self.acc.val().get_bits::<16>(16);
         if self.q_first.q.val() {
-            self.acc.next = bits::<ACC_BITS>(0);
+            self.acc_high.next = bits::<16>(0);
         }
         self.high_ext.next = bits::<16>(0);
         if self.psum_in.val().get_bit(15) {
@@ -124,13 +133,17 @@ impl Logic for AccumulatorLane {
         }
         self.low_sum.next = bit_cast::<17, 16>(self.acc.val().get_bits::<16>(0))
             + bit_cast::<17, PSUM_BITS>(self.psum_in.val());
-        self.high_sum.next = self.acc.val().get_bits::<16>(16) + self.high_ext.val();
-        self.high_sum_carry.next = self.acc.val().get_bits::<16>(16) + self.high_ext.val() + 1;
+        self.low_out.next = self.low_sum.val().get_bits::<16>(0);
+        if self.q_first.q.val() {
+            self.low_out.next = self.psum_in.val();
+        }
+        self.high_sum.next = self.acc_high.val() + self.high_ext.val();
+        self.high_sum_carry.next = self.acc_high.val() + self.high_ext.val() + 1;
         self.sum.next = (bit_cast::<ACC_BITS, 16>(self.high_sum.val()) << 16)
-            | bit_cast::<ACC_BITS, 16>(self.low_sum.val().get_bits::<16>(0));
-        if self.low_sum.val().get_bit(16) {
+            | bit_cast::<ACC_BITS, 16>(self.low_out.val());
+        if self.low_sum.val().get_bit(16) & !self.q_first.q.val() {
             self.sum.next = (bit_cast::<ACC_BITS, 16>(self.high_sum_carry.val()) << 16)
-                | bit_cast::<ACC_BITS, 16>(self.low_sum.val().get_bits::<16>(0));
+                | bit_cast::<ACC_BITS, 16>(self.low_out.val());
         }
         self.ram.write_address.next = self.q_row.q.val();
         self.ram.write_data.next = self.sum.val();
