@@ -61,12 +61,13 @@ pub struct Core {
     pub run_cycles: Signal<Out, Bits<32>>,
     /// Host read: word address (all lanes of the selected memory).
     pub host_rd_addr: Signal<In, Bits<16>>,
-    /// Host read: memory ([`MEM_WEIGHTS`], [`MEM_ACTS`], [`MEM_RESULTS`]).
-    pub host_rd_mem: Signal<In, Bits<2>>,
-    /// Host read: one-hot byte (weights, activations) or lane (results) select.
-    pub host_rd_sel: Signal<In, Bits<32>>,
-    /// Host read: bit offset of the byte within a result lane (0, 8, 16, 24).
-    pub host_rd_shift: Signal<In, Bits<5>>,
+    /// Host read: one-hot position of the byte in a weight word (zero when not reading
+    /// weights).
+    pub host_rd_weight_pos: Signal<In, Bits<32>>,
+    /// Host read: one-hot position of the byte in an activation word.
+    pub host_rd_act_pos: Signal<In, Bits<32>>,
+    /// Host read: one-hot lane of the byte in a result word, one vector per byte of a lane.
+    pub host_rd_result_pos: Vec<Signal<In, Bits<32>>>,
     /// Host read: load `host_rd_byte` with the selected byte of the word the memories read
     /// (the word at `host_rd_addr` one cycle earlier).
     pub host_rd_load: Signal<In, bool>,
@@ -139,9 +140,9 @@ impl Core {
             done: Default::default(),
             run_cycles: Default::default(),
             host_rd_addr: Default::default(),
-            host_rd_mem: Default::default(),
-            host_rd_sel: Default::default(),
-            host_rd_shift: Default::default(),
+            host_rd_weight_pos: Default::default(),
+            host_rd_act_pos: Default::default(),
+            host_rd_result_pos: (0..4).map(|_| Default::default()).collect(),
             host_rd_load: Default::default(),
             host_rd_byte: Default::default(),
             host_stage: Default::default(),
@@ -324,9 +325,11 @@ impl Logic for Core {
             }
         }
         // Host read: one byte of the word the memories read, registered on a load.
-        self.read_select.mem.next = self.host_rd_mem.val();
-        self.read_select.sel.next = self.host_rd_sel.val();
-        self.read_select.shift.next = self.host_rd_shift.val();
+        self.read_select.weight_pos.next = self.host_rd_weight_pos.val();
+        self.read_select.act_pos.next = self.host_rd_act_pos.val();
+        for k in 0..4 {
+            self.read_select.result_pos[k].next = self.host_rd_result_pos[k].val();
+        }
         for j in 0..self._cols {
             self.read_select.codes[j].next = self.weight_rams[j].read_data.val();
             self.read_select.results[j].next = self.result_rams[j].read_data.val();

@@ -101,12 +101,14 @@ pub struct HostLink {
     pub run_cycles: Signal<In, Bits<32>>,
     /// To the core: read address (of the word the next load takes its byte from).
     pub host_rd_addr: Signal<Out, Bits<16>>,
-    /// To the core: memory read.
-    pub host_rd_mem: Signal<Out, Bits<2>>,
-    /// To the core: one-hot byte/lane select of the next load.
-    pub host_rd_sel: Signal<Out, Bits<32>>,
-    /// To the core: byte offset within a result lane of the next load.
-    pub host_rd_shift: Signal<Out, Bits<5>>,
+    /// To the core: one-hot position of the next load's byte in a weight word (all zero
+    /// unless the READ is of weights).
+    pub host_rd_weight_pos: Signal<Out, Bits<32>>,
+    /// To the core: the same in an activation word.
+    pub host_rd_act_pos: Signal<Out, Bits<32>>,
+    /// To the core: the same in a result word, one vector per byte of a lane: bit `j` of
+    /// entry `k` selects byte `k` of lane `j`.
+    pub host_rd_result_pos: Vec<Signal<Out, Bits<32>>>,
     /// To the core: load the selected byte into `host_rd_byte`.
     pub host_rd_load: Signal<Out, bool>,
     /// From the core: the byte of the last load (a register).
@@ -169,6 +171,9 @@ pub struct HostLink {
     a_word_mask: Constant<Bits<32>>,
     a_last_sel: Constant<Bits<32>>,
     r_last_sel: Constant<Bits<32>>,
+    w_pos_mask: Constant<Bits<32>>,
+    a_pos_mask: Constant<Bits<32>>,
+    r_pos_mask: Constant<Bits<32>>,
     square: Constant<bool>,
     // Frame.
     state: DFF<LinkState>,
@@ -217,12 +222,17 @@ pub struct HostLink {
     w_no_room: DFF<bool>,
     w_len_bad: DFF<bool>,
     // READ.
-    r_mem: DFF<Bits<8>>,
     r_addr: DFF<Bits<16>>,
     r_count: DFF<Bits<16>>,
     r_bytes: DFF<Bits<32>>,
-    r_sel: DFF<Bits<32>>,
-    r_shift: DFF<Bits<5>>,
+    // The next load's byte as one-hot positions (see the `host_rd_*_pos` ports); only the
+    // READ's memory has a bit set.
+    r_weight_pos: DFF<Bits<32>>,
+    r_act_pos: DFF<Bits<32>>,
+    r_result_pos0: DFF<Bits<32>>,
+    r_result_pos1: DFF<Bits<32>>,
+    r_result_pos2: DFF<Bits<32>>,
+    r_result_pos3: DFF<Bits<32>>,
     r_end_addr: DFF<Bits<32>>,
     r_range_bad: DFF<bool>,
     // `r_cur_last`: the byte in `host_rd_byte` is its word's last; `r_end`: so is the byte
@@ -282,6 +292,9 @@ pub struct HostLink {
     word: Signal<Local, Bits<32>>,
     r_depth: Signal<Local, Bits<32>>,
     r_first_last: Signal<Local, bool>,
+    r_weight_start: Signal<Local, Bits<32>>,
+    r_act_start: Signal<Local, Bits<32>>,
+    r_result_start: Signal<Local, Bits<32>>,
     r_next_last: Signal<Local, bool>,
     rd_count: Signal<Local, Bits<16>>,
     w_go: Signal<Local, bool>,
@@ -331,9 +344,9 @@ impl HostLink {
             done: Default::default(),
             run_cycles: Default::default(),
             host_rd_addr: Default::default(),
-            host_rd_mem: Default::default(),
-            host_rd_sel: Default::default(),
-            host_rd_shift: Default::default(),
+            host_rd_weight_pos: Default::default(),
+            host_rd_act_pos: Default::default(),
+            host_rd_result_pos: (0..4).map(|_| Default::default()).collect(),
             host_rd_load: Default::default(),
             host_rd_byte: Default::default(),
             host_stage: Default::default(),
@@ -386,6 +399,9 @@ impl HostLink {
             a_word_mask: k32(cfg.act_word_bytes() as u64 - 1),
             a_last_sel: k32(1 << (cfg.act_word_bytes() - 1)),
             r_last_sel: k32(1 << (cfg.cols - 1)),
+            w_pos_mask: k32((1u64 << cfg.weight_word_bytes()) - 1),
+            a_pos_mask: k32((1u64 << cfg.act_word_bytes()) - 1),
+            r_pos_mask: k32((1u64 << cfg.cols) - 1),
             square: Constant::new(cfg.rows == cfg.cols),
             state: Default::default(),
             op_info: Default::default(),
@@ -426,12 +442,15 @@ impl HostLink {
             w_room: Default::default(),
             w_no_room: Default::default(),
             w_len_bad: Default::default(),
-            r_mem: Default::default(),
             r_addr: Default::default(),
             r_count: Default::default(),
             r_bytes: Default::default(),
-            r_sel: Default::default(),
-            r_shift: Default::default(),
+            r_weight_pos: Default::default(),
+            r_act_pos: Default::default(),
+            r_result_pos0: Default::default(),
+            r_result_pos1: Default::default(),
+            r_result_pos2: Default::default(),
+            r_result_pos3: Default::default(),
             r_end_addr: Default::default(),
             r_range_bad: Default::default(),
             r_cur_last: Default::default(),
@@ -483,6 +502,9 @@ impl HostLink {
             word: Default::default(),
             r_depth: Default::default(),
             r_first_last: Default::default(),
+            r_weight_start: Default::default(),
+            r_act_start: Default::default(),
+            r_result_start: Default::default(),
             r_next_last: Default::default(),
             rd_count: Default::default(),
             w_go: Default::default(),
@@ -534,12 +556,15 @@ impl Logic for HostLink {
             w_room,
             w_no_room,
             w_len_bad,
-            r_mem,
             r_addr,
             r_count,
             r_bytes,
-            r_sel,
-            r_shift,
+            r_weight_pos,
+            r_act_pos,
+            r_result_pos0,
+            r_result_pos1,
+            r_result_pos2,
+            r_result_pos3,
             r_end_addr,
             r_range_bad,
             r_cur_last,
@@ -602,9 +627,12 @@ impl Logic for HostLink {
         self.host_wr_byte.next = self.in_data.val();
         self.host_wr_sel.next = self.w_sel.q.val();
         self.host_rd_addr.next = self.r_addr.q.val();
-        self.host_rd_mem.next = bit_cast::<2, 8>(self.r_mem.q.val());
-        self.host_rd_sel.next = self.r_sel.q.val();
-        self.host_rd_shift.next = self.r_shift.q.val();
+        self.host_rd_weight_pos.next = self.r_weight_pos.q.val();
+        self.host_rd_act_pos.next = self.r_act_pos.q.val();
+        self.host_rd_result_pos[0].next = self.r_result_pos0.q.val();
+        self.host_rd_result_pos[1].next = self.r_result_pos1.q.val();
+        self.host_rd_result_pos[2].next = self.r_result_pos2.q.val();
+        self.host_rd_result_pos[3].next = self.r_result_pos3.q.val();
 
         // Reply words (INFO, STATUS, RUN), sent little-endian: `word` is word `tx_word` of the
         // reply, registered in `tx_next` and loaded from there into `tx_bytes` (from which the
@@ -776,19 +804,32 @@ impl Logic for HostLink {
         }
         // `r_end`: the load position is its word's last byte, a register kept one step ahead:
         // a word's first byte is its last when words are one byte; otherwise the byte after
-        // (r_sel, r_shift) is last when it is the last select (and, for results, byte 3).
+        // the position is last when the position is one before the last (for results, byte 2
+        // of the last lane). Only the READ's memory has a position bit set.
+        // A word's first byte: bit 0 of the READ's memory.
+        self.r_weight_start.next = 0.into();
+        if self.r_is_w.q.val() {
+            self.r_weight_start.next = 1.into();
+        }
+        self.r_act_start.next = 0.into();
+        if self.r_is_a.q.val() {
+            self.r_act_start.next = 1.into();
+        }
+        self.r_result_start.next = 0.into();
+        if self.r_is_r.q.val() {
+            self.r_result_start.next = 1.into();
+        }
         self.r_first_last.next = (self.r_is_w.q.val() & (self.w_last_sel.val() == 1))
             | (self.r_is_a.q.val() & (self.a_last_sel.val() == 1));
-        self.r_next_last.next = (self.r_is_w.q.val()
-            & ((self.r_sel.q.val() << 1) == self.w_last_sel.val()))
-            | (self.r_is_a.q.val() & ((self.r_sel.q.val() << 1) == self.a_last_sel.val()))
-            | (self.r_is_r.q.val()
-                & (self.r_sel.q.val() == self.r_last_sel.val())
-                & (self.r_shift.q.val() == 16));
+        self.r_next_last.next = ((self.r_weight_pos.q.val() << 1) == self.w_last_sel.val())
+            | ((self.r_act_pos.q.val() << 1) == self.a_last_sel.val())
+            | (self.r_result_pos2.q.val() == self.r_last_sel.val());
         // READ replies send `host_rd_byte`, a register the core loads one byte ahead: in
         // TxFetch (the word's first byte, its address set since the previous word's last load)
         // and whenever a byte goes out that is not its word's last. After a word's last byte is
         // loaded the address moves on, so the memories read the next word while that byte waits.
+        // The position moves to the next byte: the next bit of a weight or activation word,
+        // the next byte of the lane in a result word (after byte 3, byte 0 of the next lane).
         self.host_rd_load.next = (self.state.q.val() == LinkState::TxFetch)
             | ((self.state.q.val() == LinkState::TxPayload)
                 & self.op_read.q.val()
@@ -797,18 +838,20 @@ impl Logic for HostLink {
         if self.host_rd_load.val() {
             self.r_cur_last.d.next = self.r_end.q.val();
             self.r_end.d.next = self.r_next_last.val();
-            if self.r_is_r.q.val() {
-                self.r_shift.d.next = self.r_shift.q.val() + 8;
-                if self.r_shift.q.val() == 24 {
-                    self.r_sel.d.next = self.r_sel.q.val() << 1;
-                }
-            } else {
-                self.r_sel.d.next = self.r_sel.q.val() << 1;
-            }
+            self.r_weight_pos.d.next = (self.r_weight_pos.q.val() << 1) & self.w_pos_mask.val();
+            self.r_act_pos.d.next = (self.r_act_pos.q.val() << 1) & self.a_pos_mask.val();
+            self.r_result_pos0.d.next = (self.r_result_pos3.q.val() << 1) & self.r_pos_mask.val();
+            self.r_result_pos1.d.next = self.r_result_pos0.q.val();
+            self.r_result_pos2.d.next = self.r_result_pos1.q.val();
+            self.r_result_pos3.d.next = self.r_result_pos2.q.val();
             if self.r_end.q.val() {
                 self.r_end.d.next = self.r_first_last.val();
-                self.r_sel.d.next = 1.into();
-                self.r_shift.d.next = 0.into();
+                self.r_weight_pos.d.next = self.r_weight_start.val();
+                self.r_act_pos.d.next = self.r_act_start.val();
+                self.r_result_pos0.d.next = self.r_result_start.val();
+                self.r_result_pos1.d.next = 0.into();
+                self.r_result_pos2.d.next = 0.into();
+                self.r_result_pos3.d.next = 0.into();
                 self.r_addr.d.next = self.r_addr.q.val() + 1;
             }
         }
@@ -967,7 +1010,6 @@ impl Logic for HostLink {
                 self.prod_nk.d.next = self.p_nt.q.val() * self.p_kt.q.val();
                 self.prod_mn.d.next = self.p_m.q.val() * self.p_nt.q.val();
                 // READ's five payload bytes sit in the last five places of the chain.
-                self.r_mem.d.next = bit_cast::<8, 16>(self.p_out.q.val() >> 8);
                 self.r_is_w.d.next = (self.p_out.q.val() >> 8) == 0;
                 self.r_is_a.d.next = (self.p_out.q.val() >> 8) == 1;
                 self.r_is_r.d.next = (self.p_out.q.val() >> 8) == 2;
@@ -1027,8 +1069,12 @@ impl Logic for HostLink {
                 self.tx_idx.d.next = 0.into();
                 self.tx_word.d.next = 0.into();
                 self.tx_shift.d.next = 0.into();
-                self.r_sel.d.next = 1.into();
-                self.r_shift.d.next = 0.into();
+                self.r_weight_pos.d.next = self.r_weight_start.val();
+                self.r_act_pos.d.next = self.r_act_start.val();
+                self.r_result_pos0.d.next = self.r_result_start.val();
+                self.r_result_pos1.d.next = 0.into();
+                self.r_result_pos2.d.next = 0.into();
+                self.r_result_pos3.d.next = 0.into();
                 self.r_end.d.next = self.r_first_last.val();
                 self.state.d.next = LinkState::TxSync;
                 if self.crc_bad.q.val() {

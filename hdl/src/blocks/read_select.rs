@@ -2,19 +2,22 @@
 //!
 //! The word is what every lane RAM of one memory reads at the same address: a weight row (one
 //! 2-bit code per column, four codes to a byte), an activation word (one int8 per row) or a
-//! result word (one int32 per column). `sel` is one-hot over the word's bytes for weights and
-//! activations, and over the lanes for results, where `shift` (0, 8, 16, 24) picks the byte of
-//! the lane (a select with several bits set would give the OR of their bytes). Purely
-//! combinational: the core registers what it selects.
+//! result word (one int32 per column). The byte is named by one-hot positions, one vector per
+//! memory, of which only the READ's memory has a bit set: a bit per byte of a weight or
+//! activation word, and for results a bit per lane in each of four vectors (one per byte of a
+//! lane). The byte is then the OR of `position & input` over every input byte, a balanced
+//! AND-OR tree: three LUT4 levels for the iCEBreaker's 25 input bytes, where decoding a
+//! memory number, a lane select and a byte offset took six. (Several bits set would give
+//! the OR of their bytes.) Purely combinational: the core registers what it selects.
 
 use crate::config::ACC_BITS;
 use rust_hdl::prelude::*;
 
-/// Memory selector on `mem`: packed weights.
+/// Memory id of packed weights in READ and WRITE requests.
 pub const MEM_WEIGHTS: u64 = 0;
-/// Memory selector on `mem`: activations.
+/// Memory id of activations.
 pub const MEM_ACTS: u64 = 1;
-/// Memory selector on `mem`: int32 results.
+/// Memory id of int32 results.
 pub const MEM_RESULTS: u64 = 2;
 
 /// The byte multiplexer of host reads.
@@ -26,24 +29,20 @@ pub struct ReadSelect {
     pub acts: Vec<Signal<In, Bits<8>>>,
     /// Results of the word, one per column.
     pub results: Vec<Signal<In, Bits<ACC_BITS>>>,
-    /// The memory: [`MEM_WEIGHTS`], [`MEM_ACTS`] or [`MEM_RESULTS`].
-    pub mem: Signal<In, Bits<2>>,
-    /// One-hot byte (weights, activations) or lane (results) select.
-    pub sel: Signal<In, Bits<32>>,
-    /// Bit offset of the byte within a result lane.
-    pub shift: Signal<In, Bits<5>>,
-    /// The selected byte (zero when `sel` selects nothing; not `byte`, a SystemVerilog keyword).
+    /// One-hot byte of the weight word (bit `b`: columns `4b..4b+3`).
+    pub weight_pos: Signal<In, Bits<32>>,
+    /// One-hot byte of the activation word (bit `i`: row `i`).
+    pub act_pos: Signal<In, Bits<32>>,
+    /// One-hot lane of the result word, one vector per byte of a lane (entry `k`, bit `j`:
+    /// byte `k` of lane `j`).
+    pub result_pos: Vec<Signal<In, Bits<32>>>,
+    /// The selected byte (zero when nothing is selected; not `byte`, a SystemVerilog keyword).
     pub picked: Signal<Out, Bits<8>>,
-    k_mem_weights: Constant<Bits<2>>,
-    k_mem_acts: Constant<Bits<2>>,
     code0: Signal<Local, Bits<2>>,
     code1: Signal<Local, Bits<2>>,
     code2: Signal<Local, Bits<2>>,
     code3: Signal<Local, Bits<2>>,
-    weight_byte: Signal<Local, Bits<8>>,
-    act: Signal<Local, Bits<8>>,
-    result: Signal<Local, Bits<32>>,
-    word: Signal<Local, Bits<32>>,
+    lane: Signal<Local, Bits<ACC_BITS>>,
     _rows: usize,
     _cols: usize,
     _weight_bytes: usize,
@@ -51,7 +50,7 @@ pub struct ReadSelect {
 
 impl ReadSelect {
     /// The selector for an array of `rows x cols` (at most 32 x 32, `cols` a multiple of 4:
-    /// the one-hot select is 32 bits wide and a weight byte holds four columns).
+    /// the position vectors are 32 bits wide and a weight byte holds four columns).
     pub fn new(rows: usize, cols: usize) -> Self {
         assert!((1..=32).contains(&rows), "rows = {rows}");
         assert!(
@@ -62,20 +61,15 @@ impl ReadSelect {
             codes: (0..cols).map(|_| Default::default()).collect(),
             acts: (0..rows).map(|_| Default::default()).collect(),
             results: (0..cols).map(|_| Default::default()).collect(),
-            mem: Default::default(),
-            sel: Default::default(),
-            shift: Default::default(),
+            weight_pos: Default::default(),
+            act_pos: Default::default(),
+            result_pos: (0..4).map(|_| Default::default()).collect(),
             picked: Default::default(),
-            k_mem_weights: Constant::new(MEM_WEIGHTS.into()),
-            k_mem_acts: Constant::new(MEM_ACTS.into()),
             code0: Default::default(),
             code1: Default::default(),
             code2: Default::default(),
             code3: Default::default(),
-            weight_byte: Default::default(),
-            act: Default::default(),
-            result: Default::default(),
-            word: Default::default(),
+            lane: Default::default(),
             _rows: rows,
             _cols: cols,
             _weight_bytes: cols / 4,
@@ -86,47 +80,39 @@ impl ReadSelect {
 impl Logic for ReadSelect {
     #[hdl_gen]
     fn update(&mut self) {
-        // `sel` is one-hot, so each memory's byte is the OR of the selected inputs: a balanced
-        // OR tree in synthesis, where a chain of `if`s would be a priority multiplexer as deep
-        // as the word. Calls cannot take loop-indexed arguments, hence the code locals.
+        // Calls cannot take loop-indexed arguments, hence the locals.
+        self.picked.next = bits::<8>(0);
         self.code0.next = bits::<2>(0);
         self.code1.next = bits::<2>(0);
         self.code2.next = bits::<2>(0);
         self.code3.next = bits::<2>(0);
-        self.weight_byte.next = bits::<8>(0);
         for b in 0..self._weight_bytes {
-            if self.sel.val().get_bit(b) {
+            if self.weight_pos.val().get_bit(b) {
                 self.code0.next = self.codes[b * 4].val();
                 self.code1.next = self.codes[b * 4 + 1].val();
                 self.code2.next = self.codes[b * 4 + 2].val();
                 self.code3.next = self.codes[b * 4 + 3].val();
-                self.weight_byte.next = self.weight_byte.val()
+                self.picked.next = self.picked.val()
                     | bit_cast::<8, 2>(self.code0.val())
                     | (bit_cast::<8, 2>(self.code1.val()) << 2)
                     | (bit_cast::<8, 2>(self.code2.val()) << 4)
                     | (bit_cast::<8, 2>(self.code3.val()) << 6);
             }
         }
-        self.act.next = bits::<8>(0);
         for i in 0..self._rows {
-            if self.sel.val().get_bit(i) {
-                self.act.next = self.act.val() | self.acts[i].val();
+            if self.act_pos.val().get_bit(i) {
+                self.picked.next = self.picked.val() | self.acts[i].val();
             }
         }
-        self.result.next = bits::<32>(0);
+        self.lane.next = bits::<ACC_BITS>(0);
         for j in 0..self._cols {
-            if self.sel.val().get_bit(j) {
-                self.result.next = self.result.val() | self.results[j].val();
+            for k in 0..4 {
+                if self.result_pos[k].val().get_bit(j) {
+                    self.lane.next = self.results[j].val();
+                    self.picked.next = self.picked.val() | self.lane.val().get_bits::<8>(8 * k);
+                }
             }
         }
-        self.word.next = self.result.val();
-        if self.mem.val() == self.k_mem_weights.val() {
-            self.word.next = bit_cast::<32, 8>(self.weight_byte.val());
-        }
-        if self.mem.val() == self.k_mem_acts.val() {
-            self.word.next = bit_cast::<32, 8>(self.act.val());
-        }
-        self.picked.next = bit_cast::<8, 32>(self.word.val() >> self.shift.val());
     }
 }
 
@@ -150,10 +136,19 @@ mod tests {
         s
     }
 
-    fn pick(s: &mut ReadSelect, mem: u64, sel: u64, shift: u64) -> u64 {
-        s.mem.next = mem.into();
-        s.sel.next = sel.into();
-        s.shift.next = shift.into();
+    /// The byte at position `pos` of memory `mem` (`MEM_*`); for results `pos` is
+    /// `4 * lane + byte`.
+    fn pick(s: &mut ReadSelect, mem: u64, pos: usize) -> u64 {
+        s.weight_pos.next = 0.into();
+        s.act_pos.next = 0.into();
+        for v in s.result_pos.iter_mut() {
+            v.next = 0.into();
+        }
+        match mem {
+            MEM_WEIGHTS => s.weight_pos.next = (1u64 << pos).into(),
+            MEM_ACTS => s.act_pos.next = (1u64 << pos).into(),
+            _ => s.result_pos[pos % 4].next = (1u64 << (pos / 4)).into(),
+        }
         settle(s);
         s.picked.val().to_u64()
     }
@@ -162,15 +157,19 @@ mod tests {
     fn picks_weight_bytes_activations_and_result_bytes() {
         let mut s = selector();
         // Weight byte b holds columns 4b..4b+3, column 4b + q in bits 2q..2q+1.
-        assert_eq!(pick(&mut s, MEM_WEIGHTS, 0b01, 0), 0b11_10_01_00);
-        assert_eq!(pick(&mut s, MEM_WEIGHTS, 0b10, 0), 0b00_11_10_01);
-        assert_eq!(pick(&mut s, MEM_ACTS, 1 << 3, 0), 0x13);
+        assert_eq!(pick(&mut s, MEM_WEIGHTS, 0), 0b11_10_01_00);
+        assert_eq!(pick(&mut s, MEM_WEIGHTS, 1), 0b00_11_10_01);
+        assert_eq!(pick(&mut s, MEM_ACTS, 3), 0x13);
         // Lane 2 holds 0x0C090603: bytes 0x03, 0x06, 0x09, 0x0C.
-        assert_eq!(pick(&mut s, MEM_RESULTS, 1 << 2, 0), 0x03);
-        assert_eq!(pick(&mut s, MEM_RESULTS, 1 << 2, 16), 0x09);
-        assert_eq!(pick(&mut s, MEM_RESULTS, 1 << 2, 24), 0x0C);
-        // Nothing selected (a select past the word): zero.
-        assert_eq!(pick(&mut s, MEM_ACTS, 1 << 4, 0), 0);
-        assert_eq!(pick(&mut s, MEM_RESULTS, 1 << 8, 0), 0);
+        assert_eq!(pick(&mut s, MEM_RESULTS, 8), 0x03);
+        assert_eq!(pick(&mut s, MEM_RESULTS, 9), 0x06);
+        assert_eq!(pick(&mut s, MEM_RESULTS, 10), 0x09);
+        assert_eq!(pick(&mut s, MEM_RESULTS, 11), 0x0C);
+        // Lane 7 holds 0x201C1814.
+        assert_eq!(pick(&mut s, MEM_RESULTS, 31), 0x20);
+        // Nothing selected (a position past the word): zero.
+        assert_eq!(pick(&mut s, MEM_ACTS, 4), 0);
+        assert_eq!(pick(&mut s, MEM_RESULTS, 32), 0);
+        assert_eq!(pick(&mut s, MEM_WEIGHTS, 2), 0);
     }
 }

@@ -80,9 +80,11 @@ impl Logic for Top {
         self.link.done.next = self.core.done.val();
         self.link.run_cycles.next = self.core.run_cycles.val();
         self.core.host_rd_addr.next = self.link.host_rd_addr.val();
-        self.core.host_rd_mem.next = self.link.host_rd_mem.val();
-        self.core.host_rd_sel.next = self.link.host_rd_sel.val();
-        self.core.host_rd_shift.next = self.link.host_rd_shift.val();
+        self.core.host_rd_weight_pos.next = self.link.host_rd_weight_pos.val();
+        self.core.host_rd_act_pos.next = self.link.host_rd_act_pos.val();
+        for k in 0..4 {
+            self.core.host_rd_result_pos[k].next = self.link.host_rd_result_pos[k].val();
+        }
         self.core.host_rd_load.next = self.link.host_rd_load.val();
         self.link.host_rd_byte.next = self.core.host_rd_byte.val();
         self.core.host_stage.next = self.link.host_stage.val();
