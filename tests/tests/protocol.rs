@@ -412,3 +412,40 @@ fn status_counter_counts_device_cycles() {
         assert_eq!(last3, 0, "{backend}: RESET clears the last RUN");
     }
 }
+
+/// CONFIGURE with INT8_OUT refuses an output region that overlaps the input rows, and takes
+/// one that only touches them, on every backend (the device checks it with split compares).
+#[test]
+fn int8_output_may_touch_but_not_overlap_the_inputs() {
+    let cfg = small_config(4, 4);
+    let idle = idle_limit(&cfg);
+    // (act_base, out_base, m, k_tiles, n_tiles): inputs are act_base .. act_base + m * k_tiles,
+    // outputs out_base .. out_base + m * n_tiles.
+    type Layer = (u16, u16, u16, u16, u16);
+    let cases: [(Layer, Status); 7] = [
+        ((0, 6, 3, 2, 1), Status::Ok), // outputs start where the inputs end
+        ((0, 5, 3, 2, 1), Status::OutOfRange), // one row of overlap at the inputs' end
+        ((9, 0, 3, 1, 3), Status::Ok), // outputs end where the inputs start
+        ((8, 0, 3, 1, 3), Status::OutOfRange), // one row of overlap at the inputs' start
+        ((10, 10, 2, 1, 1), Status::OutOfRange), // the same rows
+        ((0, 61, 1, 1, 3), Status::Ok), // outputs end at the last row
+        ((0, 62, 1, 1, 3), Status::OutOfRange), // one past the memory
+    ];
+    for backend in BACKENDS {
+        let mut dev = stream(backend, &cfg);
+        for ((act, out, m, kt, nt), want) in cases {
+            let mut p = layer(m, protocol::FLAG_INT8_OUT);
+            p[2..4].copy_from_slice(&kt.to_le_bytes());
+            p[4..6].copy_from_slice(&nt.to_le_bytes());
+            p[6..8].copy_from_slice(&act.to_le_bytes());
+            p[10..12].copy_from_slice(&out.to_le_bytes());
+            dev.send(&Request::Configure(p).frame()).unwrap();
+            let reply = drain(dev.as_mut(), idle, cfg.frame_timeout_cycles);
+            assert_eq!(
+                reply.get(1).copied(),
+                Some(want as u8),
+                "{backend}: act {act}, out {out}, m {m}, k_tiles {kt}, n_tiles {nt}"
+            );
+        }
+    }
+}

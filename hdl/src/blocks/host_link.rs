@@ -789,8 +789,10 @@ impl Logic for HostLink {
                 | (self.in_data.val().get_bit(3) & !self.in_data.val().get_bit(2))
                 | (self.in_data.val().get_bit(5) & !self.in_data.val().get_bit(4))
                 | (self.in_data.val().get_bit(7) & !self.in_data.val().get_bit(6)));
-        self.word_end.next = (self.w_is_w.q.val() & (self.w_sel.q.val() == self.w_last_sel.val()))
-            | (self.w_is_a.q.val() & (self.w_sel.q.val() == self.a_last_sel.val()));
+        // (`w_sel` is one-hot, so testing the last select's bit is the equality.)
+        self.word_end.next = (self.w_is_w.q.val()
+            & ((self.w_sel.q.val() & self.w_last_sel.val()) != 0))
+            | (self.w_is_a.q.val() & ((self.w_sel.q.val() & self.a_last_sel.val()) != 0));
         // WRITE: the header (valid once it is complete) names a memory, a whole number of
         // words, and room for them at its address.
         self.w_go.next = (self.w_is_w.q.val() | self.w_is_a.q.val())
@@ -805,8 +807,9 @@ impl Logic for HostLink {
         // `r_end`: the load position is its word's last byte, a register kept one step ahead:
         // a word's first byte is its last when words are one byte; otherwise the byte after
         // the position is last when the position is one before the last (for results, byte 2
-        // of the last lane). Only the READ's memory has a position bit set.
-        // A word's first byte: bit 0 of the READ's memory.
+        // of the last lane). Only the READ's memory has a position bit set, and it is
+        // one-hot, so testing one bit is the comparison. A word's first byte: bit 0 of the
+        // READ's memory.
         self.r_weight_start.next = 0.into();
         if self.r_is_w.q.val() {
             self.r_weight_start.next = 1.into();
@@ -821,9 +824,9 @@ impl Logic for HostLink {
         }
         self.r_first_last.next = (self.r_is_w.q.val() & (self.w_last_sel.val() == 1))
             | (self.r_is_a.q.val() & (self.a_last_sel.val() == 1));
-        self.r_next_last.next = ((self.r_weight_pos.q.val() << 1) == self.w_last_sel.val())
-            | ((self.r_act_pos.q.val() << 1) == self.a_last_sel.val())
-            | (self.r_result_pos2.q.val() == self.r_last_sel.val());
+        self.r_next_last.next = ((self.r_weight_pos.q.val() & (self.w_last_sel.val() >> 1)) != 0)
+            | ((self.r_act_pos.q.val() & (self.a_last_sel.val() >> 1)) != 0)
+            | ((self.r_result_pos2.q.val() & self.r_last_sel.val()) != 0);
         // READ replies send `host_rd_byte`, a register the core loads one byte ahead: in
         // TxFetch (the word's first byte, its address set since the previous word's last load)
         // and whenever a byte goes out that is not its word's last. After a word's last byte is
@@ -867,9 +870,14 @@ impl Logic for HostLink {
             | (self.p_flags.q.val().get_bit(1) & !self.p_flags.q.val().get_bit(0))
             | (self.p_flags.q.val().get_bit(0) & !self.square.val());
         if self.p_flags.q.val().get_bit(0) {
+            // The int8 output region must not overlap the input rows. The region ends are
+            // 32-bit sums and the bases 16-bit, so `base < end` is "end's high half is not
+            // zero, or base < end's low half": a 16-bit carry chain instead of 32.
             if (self.out_end.q.val() > self.act_depth.val())
-                | ((bit_cast::<32, 16>(self.p_out.q.val()) < self.act_end.q.val())
-                    & (bit_cast::<32, 16>(self.p_act.q.val()) < self.out_end.q.val()))
+                | (((self.act_end.q.val().get_bits::<16>(16) != 0)
+                    | (self.p_out.q.val() < self.act_end.q.val().get_bits::<16>(0)))
+                    & ((self.out_end.q.val().get_bits::<16>(16) != 0)
+                        | (self.p_act.q.val() < self.out_end.q.val().get_bits::<16>(0))))
             {
                 self.cfg_bad.next = true;
             }
