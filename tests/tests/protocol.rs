@@ -449,3 +449,53 @@ fn int8_output_may_touch_but_not_overlap_the_inputs() {
         }
     }
 }
+
+/// WRITE and READ ranges ending at the last word of a memory are taken, one word further is
+/// refused, on every backend (the device's range checks run on 17-bit chains).
+#[test]
+fn ranges_may_end_at_a_memory_but_not_past_it() {
+    let cfg = small_config(4, 4);
+    let idle = idle_limit(&cfg);
+    // (memory id, depth in words, link bytes per word)
+    let memories = [
+        (0u8, cfg.weight_depth, cfg.cols / 4),
+        (1, cfg.act_depth, cfg.rows),
+        (2, cfg.result_depth, 4 * cfg.cols),
+    ];
+    for backend in BACKENDS {
+        let mut dev = stream(backend, &cfg);
+        let mut ask = |req: Request| -> u8 {
+            dev.send(&req.frame()).unwrap();
+            drain(dev.as_mut(), idle, cfg.frame_timeout_cycles)[1]
+        };
+        for (mem, depth, bytes) in memories {
+            let depth = depth as u16;
+            for (addr, count, want) in [
+                (depth - 2, 2u16, Status::Ok),
+                (depth - 2, 3, Status::OutOfRange),
+                (depth, 1, Status::OutOfRange),
+                (0, depth, Status::Ok),
+                (0, depth + 1, Status::OutOfRange),
+            ] {
+                let what = format!("{backend}: mem {mem}, addr {addr}, {count} words");
+                let read = Request::Read { mem, addr, count };
+                let got = ask(read);
+                // A whole-memory read of results is longer than a reply may be.
+                let long = count as usize * bytes > 65535;
+                assert_eq!(
+                    got,
+                    if long { Status::OutOfRange } else { want } as u8,
+                    "{what}"
+                );
+                if mem != 2 {
+                    let data = vec![0u8; count as usize * bytes];
+                    assert_eq!(
+                        ask(Request::Write { mem, addr, data }),
+                        want as u8,
+                        "{what}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -9,6 +9,9 @@ use crate::config::{Config, PSUM_BITS};
 use crate::protocol::{self, Opcode, Status};
 use rust_hdl::prelude::*;
 
+// The WRITE length check tests `len < WRITE_HEADER_LEN` bit by bit.
+const _: () = assert!(protocol::WRITE_HEADER_LEN == 3);
+
 /// Link state.
 #[derive(Copy, Clone, PartialEq, Debug, LogicState)]
 pub enum LinkState {
@@ -161,7 +164,14 @@ pub struct HostLink {
     clock_hz: Constant<Bits<32>>,
     frame_timeout: Constant<Bits<32>>,
     idle_before_last: Constant<Bits<32>>,
-    weight_tiles: Constant<Bits<32>>,
+    // The limits again, 17 bits wide (every depth is at most 65536): a 32-bit value is over
+    // a limit when its high 15 bits are not zero or its low 17 bits are over, which keeps
+    // every range check's carry chain to 17 bits.
+    act_limit: Constant<Bits<17>>,
+    weight_limit: Constant<Bits<17>>,
+    result_limit: Constant<Bits<17>>,
+    weight_tiles_limit: Constant<Bits<17>>,
+    max_m_limit: Constant<Bits<17>>,
     row_shift: Constant<Bits<5>>,
     w_word_shift: Constant<Bits<5>>,
     a_word_shift: Constant<Bits<5>>,
@@ -218,7 +228,7 @@ pub struct HostLink {
     w_pend: DFF<bool>,
     w_pend_good: DFF<bool>,
     w_data_len: DFF<Bits<16>>,
-    w_room: DFF<Bits<32>>,
+    w_room: DFF<Bits<17>>,
     w_no_room: DFF<bool>,
     w_len_bad: DFF<bool>,
     // READ.
@@ -285,12 +295,18 @@ pub struct HostLink {
     crc_next: Signal<Local, Bits<16>>,
     full_len: Signal<Local, Bits<16>>,
     hdr_addr: Signal<Local, Bits<32>>,
-    w_words: Signal<Local, Bits<32>>,
+    w_words: Signal<Local, Bits<17>>,
     byte_bad: Signal<Local, bool>,
     word_end: Signal<Local, bool>,
     cfg_bad: Signal<Local, bool>,
     word: Signal<Local, Bits<32>>,
-    r_depth: Signal<Local, Bits<32>>,
+    r_depth: Signal<Local, Bits<17>>,
+    r_end_over: Signal<Local, bool>,
+    act_end_over: Signal<Local, bool>,
+    wt_end_over: Signal<Local, bool>,
+    out_end_over_acts: Signal<Local, bool>,
+    out_end_over_results: Signal<Local, bool>,
+    nk_over: Signal<Local, bool>,
     r_first_last: Signal<Local, bool>,
     r_weight_start: Signal<Local, Bits<32>>,
     r_act_start: Signal<Local, Bits<32>>,
@@ -306,6 +322,11 @@ fn log2(x: usize) -> u64 {
 
 fn k32(x: u64) -> Constant<Bits<32>> {
     Constant::new(x.into())
+}
+
+fn k17(x: usize) -> Constant<Bits<17>> {
+    assert!(x <= 1 << 16, "a memory depth or limit over 65536: {x}");
+    Constant::new((x as u64).into())
 }
 
 fn k5(x: u64) -> Constant<Bits<5>> {
@@ -389,7 +410,11 @@ impl HostLink {
             clock_hz: k32(cfg.clock_hz as u64),
             frame_timeout: k32(cfg.frame_timeout_cycles as u64),
             idle_before_last: k32(cfg.frame_timeout_cycles as u64 - 2),
-            weight_tiles: k32((cfg.weight_depth / cfg.rows) as u64),
+            act_limit: k17(cfg.act_depth),
+            weight_limit: k17(cfg.weight_depth),
+            result_limit: k17(cfg.result_depth),
+            weight_tiles_limit: k17(cfg.weight_depth / cfg.rows),
+            max_m_limit: k17(cfg.max_m),
             row_shift: k5(log2(cfg.rows)),
             w_word_shift: k5(log2(cfg.weight_word_bytes())),
             a_word_shift: k5(log2(cfg.act_word_bytes())),
@@ -501,6 +526,12 @@ impl HostLink {
             cfg_bad: Default::default(),
             word: Default::default(),
             r_depth: Default::default(),
+            r_end_over: Default::default(),
+            act_end_over: Default::default(),
+            wt_end_over: Default::default(),
+            out_end_over_acts: Default::default(),
+            out_end_over_results: Default::default(),
+            nk_over: Default::default(),
             r_first_last: Default::default(),
             r_weight_start: Default::default(),
             r_act_start: Default::default(),
@@ -779,10 +810,10 @@ impl Logic for HostLink {
         self.hdr_addr.next =
             bit_cast::<32, 16>(self.w_addr.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8));
         // WRITE: whole words the payload holds, in the addressed memory's word size.
-        self.w_words.next = bit_cast::<32, 16>(self.w_data_len.q.val()) >> self.a_word_shift.val();
+        self.w_words.next = bit_cast::<17, 16>(self.w_data_len.q.val()) >> self.a_word_shift.val();
         if self.w_is_w.q.val() {
             self.w_words.next =
-                bit_cast::<32, 16>(self.w_data_len.q.val()) >> self.w_word_shift.val();
+                bit_cast::<17, 16>(self.w_data_len.q.val()) >> self.w_word_shift.val();
         }
         self.byte_bad.next = self.w_is_w.q.val()
             & ((self.in_data.val().get_bit(1) & !self.in_data.val().get_bit(0))
@@ -797,13 +828,26 @@ impl Logic for HostLink {
         // words, and room for them at its address.
         self.w_go.next = (self.w_is_w.q.val() | self.w_is_a.q.val())
             & !(self.w_len_bad.q.val() | self.w_no_room.q.val() | self.w_range_bad.q.val());
-        self.r_depth.next = self.result_depth.val();
+        self.r_depth.next = self.result_limit.val();
         if self.r_is_w.q.val() {
-            self.r_depth.next = self.weight_depth.val();
+            self.r_depth.next = self.weight_limit.val();
         }
         if self.r_is_a.q.val() {
-            self.r_depth.next = self.act_depth.val();
+            self.r_depth.next = self.act_limit.val();
         }
+        // Range checks on 32-bit ends, split as the `*_limit` constants say.
+        self.r_end_over.next = (self.r_end_addr.q.val().get_bits::<15>(17) != 0)
+            | (self.r_end_addr.q.val().get_bits::<17>(0) > self.r_depth.val());
+        self.act_end_over.next = (self.act_end.q.val().get_bits::<15>(17) != 0)
+            | (self.act_end.q.val().get_bits::<17>(0) > self.act_limit.val());
+        self.wt_end_over.next = (self.wt_end.q.val().get_bits::<15>(17) != 0)
+            | (self.wt_end.q.val().get_bits::<17>(0) > self.weight_limit.val());
+        self.out_end_over_acts.next = (self.out_end.q.val().get_bits::<15>(17) != 0)
+            | (self.out_end.q.val().get_bits::<17>(0) > self.act_limit.val());
+        self.out_end_over_results.next = (self.out_end.q.val().get_bits::<15>(17) != 0)
+            | (self.out_end.q.val().get_bits::<17>(0) > self.result_limit.val());
+        self.nk_over.next = (self.prod_nk.q.val().get_bits::<15>(17) != 0)
+            | (self.prod_nk.q.val().get_bits::<17>(0) > self.weight_tiles_limit.val());
         // `r_end`: the load position is its word's last byte, a register kept one step ahead:
         // a word's first byte is its last when words are one byte; otherwise the byte after
         // the position is last when the position is one before the last (for results, byte 2
@@ -859,12 +903,12 @@ impl Logic for HostLink {
             }
         }
         self.cfg_bad.next = (self.p_m.q.val() == 0)
-            | (bit_cast::<32, 16>(self.p_m.q.val()) > self.max_m.val())
+            | (bit_cast::<17, 16>(self.p_m.q.val()) > self.max_m_limit.val())
             | (self.p_kt.q.val() == 0)
             | (self.p_nt.q.val() == 0)
-            | (self.act_end.q.val() > self.act_depth.val())
-            | (self.prod_nk.q.val() > self.weight_tiles.val())
-            | (self.wt_end.q.val() > self.weight_depth.val())
+            | self.act_end_over.val()
+            | self.nk_over.val()
+            | self.wt_end_over.val()
             | (self.p_shift.q.val() > self.k_max_shift.val())
             | ((self.p_flags.q.val() & 0xFC) != 0)
             | (self.p_flags.q.val().get_bit(1) & !self.p_flags.q.val().get_bit(0))
@@ -873,7 +917,7 @@ impl Logic for HostLink {
             // The int8 output region must not overlap the input rows. The region ends are
             // 32-bit sums and the bases 16-bit, so `base < end` is "end's high half is not
             // zero, or base < end's low half": a 16-bit carry chain instead of 32.
-            if (self.out_end.q.val() > self.act_depth.val())
+            if self.out_end_over_acts.val()
                 | (((self.act_end.q.val().get_bits::<16>(16) != 0)
                     | (self.p_out.q.val() < self.act_end.q.val().get_bits::<16>(0)))
                     & ((self.out_end.q.val().get_bits::<16>(16) != 0)
@@ -881,7 +925,7 @@ impl Logic for HostLink {
             {
                 self.cfg_bad.next = true;
             }
-        } else if self.out_end.q.val() > self.result_depth.val() {
+        } else if self.out_end_over_results.val() {
             self.cfg_bad.next = true;
         }
         // The last payload index of the reply (valid from TxStatus on: reply_len is set before
@@ -975,21 +1019,22 @@ impl Logic for HostLink {
                             self.w_len_bad.d.next = (bit_cast::<32, 16>(self.w_data_len.q.val())
                                 & self.a_word_mask.val())
                                 != 0;
-                            self.w_room.d.next = self.act_depth.val() - self.w_words.val();
-                            self.w_no_room.d.next = self.w_words.val() > self.act_depth.val();
+                            self.w_room.d.next = self.act_limit.val() - self.w_words.val();
+                            self.w_no_room.d.next = self.w_words.val() > self.act_limit.val();
                             if self.w_is_w.q.val() {
                                 self.w_len_bad.d.next =
                                     (bit_cast::<32, 16>(self.w_data_len.q.val())
                                         & self.w_word_mask.val())
                                         != 0;
-                                self.w_room.d.next = self.weight_depth.val() - self.w_words.val();
+                                self.w_room.d.next = self.weight_limit.val() - self.w_words.val();
                                 self.w_no_room.d.next =
-                                    self.w_words.val() > self.weight_depth.val();
+                                    self.w_words.val() > self.weight_limit.val();
                             }
                         }
                         if self.w_hdr.q.val().get_bit(2) {
                             self.w_addr.d.next = bit_cast::<16, 32>(self.hdr_addr.val());
-                            self.w_range_bad.d.next = self.hdr_addr.val() > self.w_room.q.val();
+                            self.w_range_bad.d.next =
+                                bit_cast::<17, 32>(self.hdr_addr.val()) > self.w_room.q.val();
                         }
                         // Data bytes are staged whatever the header said (staging changes no
                         // memory); a word is committed only under a good header.
@@ -1048,7 +1093,9 @@ impl Logic for HostLink {
                 self.crc_bad.d.next = self.crc.q.val() != self.crc_rx.q.val();
                 self.len_bad.d.next = self.len.q.val() != 0;
                 if self.op_write.q.val() {
-                    self.len_bad.d.next = self.len.q.val() < self.k_write_header_len.val();
+                    // len < 3 as bit tests (not on the carry chain of `len - 3`).
+                    self.len_bad.d.next =
+                        ((self.len.q.val() >> 2) == 0) & (self.len.q.val().get_bits::<2>(0) != 3);
                 }
                 if self.op_read.q.val() {
                     self.len_bad.d.next = self.len.q.val() != self.k_read_len.val();
@@ -1058,7 +1105,7 @@ impl Logic for HostLink {
                 }
                 self.r_range_bad.d.next =
                     !(self.r_is_w.q.val() | self.r_is_a.q.val() | self.r_is_r.q.val())
-                        | (self.r_end_addr.q.val() > self.r_depth.val());
+                        | self.r_end_over.val();
                 self.r_bytes.d.next =
                     bit_cast::<32, 16>(self.r_count.q.val()) << self.r_word_shift.val();
                 if self.r_is_w.q.val() {

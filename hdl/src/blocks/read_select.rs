@@ -42,7 +42,12 @@ pub struct ReadSelect {
     code1: Signal<Local, Bits<2>>,
     code2: Signal<Local, Bits<2>>,
     code3: Signal<Local, Bits<2>>,
-    lane: Signal<Local, Bits<ACC_BITS>>,
+    weight_byte: Signal<Local, Bits<8>>,
+    act_byte: Signal<Local, Bits<8>>,
+    result_byte0: Signal<Local, Bits<8>>,
+    result_byte1: Signal<Local, Bits<8>>,
+    result_byte2: Signal<Local, Bits<8>>,
+    result_byte3: Signal<Local, Bits<8>>,
     _rows: usize,
     _cols: usize,
     _weight_bytes: usize,
@@ -69,7 +74,12 @@ impl ReadSelect {
             code1: Default::default(),
             code2: Default::default(),
             code3: Default::default(),
-            lane: Default::default(),
+            weight_byte: Default::default(),
+            act_byte: Default::default(),
+            result_byte0: Default::default(),
+            result_byte1: Default::default(),
+            result_byte2: Default::default(),
+            result_byte3: Default::default(),
             _rows: rows,
             _cols: cols,
             _weight_bytes: cols / 4,
@@ -81,7 +91,7 @@ impl Logic for ReadSelect {
     #[hdl_gen]
     fn update(&mut self) {
         // Calls cannot take loop-indexed arguments, hence the locals.
-        self.picked.next = bits::<8>(0);
+        self.weight_byte.next = bits::<8>(0);
         self.code0.next = bits::<2>(0);
         self.code1.next = bits::<2>(0);
         self.code2.next = bits::<2>(0);
@@ -92,27 +102,50 @@ impl Logic for ReadSelect {
                 self.code1.next = self.codes[b * 4 + 1].val();
                 self.code2.next = self.codes[b * 4 + 2].val();
                 self.code3.next = self.codes[b * 4 + 3].val();
-                self.picked.next = self.picked.val()
+                self.weight_byte.next = self.weight_byte.val()
                     | bit_cast::<8, 2>(self.code0.val())
                     | (bit_cast::<8, 2>(self.code1.val()) << 2)
                     | (bit_cast::<8, 2>(self.code2.val()) << 4)
                     | (bit_cast::<8, 2>(self.code3.val()) << 6);
             }
         }
+        self.act_byte.next = bits::<8>(0);
         for i in 0..self._rows {
             if self.act_pos.val().get_bit(i) {
-                self.picked.next = self.picked.val() | self.acts[i].val();
+                self.act_byte.next = self.act_byte.val() | self.acts[i].val();
             }
         }
-        self.lane.next = bits::<ACC_BITS>(0);
+        // One OR per byte of a lane, then the six partial bytes: the OR chains yosys sees stay
+        // as long as the longest vector (32), not the sum of all inputs (168 at 32x32, a
+        // chain deep enough to exhaust abc9's recursion in the WebAssembly yosys).
+        self.result_byte0.next = bits::<8>(0);
+        self.result_byte1.next = bits::<8>(0);
+        self.result_byte2.next = bits::<8>(0);
+        self.result_byte3.next = bits::<8>(0);
         for j in 0..self._cols {
-            for k in 0..4 {
-                if self.result_pos[k].val().get_bit(j) {
-                    self.lane.next = self.results[j].val();
-                    self.picked.next = self.picked.val() | self.lane.val().get_bits::<8>(8 * k);
-                }
+            if self.result_pos[0].val().get_bit(j) {
+                self.result_byte0.next =
+                    self.result_byte0.val() | self.results[j].val().get_bits::<8>(0);
+            }
+            if self.result_pos[1].val().get_bit(j) {
+                self.result_byte1.next =
+                    self.result_byte1.val() | self.results[j].val().get_bits::<8>(8);
+            }
+            if self.result_pos[2].val().get_bit(j) {
+                self.result_byte2.next =
+                    self.result_byte2.val() | self.results[j].val().get_bits::<8>(16);
+            }
+            if self.result_pos[3].val().get_bit(j) {
+                self.result_byte3.next =
+                    self.result_byte3.val() | self.results[j].val().get_bits::<8>(24);
             }
         }
+        self.picked.next = self.weight_byte.val()
+            | self.act_byte.val()
+            | self.result_byte0.val()
+            | self.result_byte1.val()
+            | self.result_byte2.val()
+            | self.result_byte3.val();
     }
 }
 
