@@ -49,6 +49,9 @@ pub struct AccumulatorLane {
     ram: LaneRam<Bits<ACC_BITS>>,
     q_valid: DFF<bool>,
     q_first: DFF<bool>,
+    // q_first again for the high halves (a separate flip-flop halves q_first's fan-out; its
+    // input differs only when no token is valid, so synthesis does not merge the two).
+    q_first_high: DFF<bool>,
     q_last: DFF<bool>,
     q_row: DFF<Bits<16>>,
     q_out: DFF<Bits<16>>,
@@ -87,6 +90,7 @@ impl AccumulatorLane {
             ram: LaneRam::new(depth),
             q_valid: Default::default(),
             q_first: Default::default(),
+            q_first_high: Default::default(),
             q_last: Default::default(),
             q_row: Default::default(),
             q_out: Default::default(),
@@ -108,11 +112,24 @@ impl AccumulatorLane {
 impl Logic for AccumulatorLane {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, q_valid, q_first, q_last, q_row, q_out, o_valid, o_value, o_addr);
+        dff_setup!(
+            self,
+            clock,
+            q_valid,
+            q_first,
+            q_first_high,
+            q_last,
+            q_row,
+            q_out,
+            o_valid,
+            o_value,
+            o_addr
+        );
         self.ram.clock.next = self.clock.val();
         self.ram.read_address.next = self.tok_row_in.val();
         self.q_valid.d.next = self.tok_valid_in.val();
         self.q_first.d.next = self.tok_first_in.val();
+        self.q_first_high.d.next = self.tok_first_in.val() & self.tok_valid_in.val();
         self.q_last.d.next = self.tok_last_in.val();
         self.q_row.d.next = self.tok_row_in.val();
         self.q_out.d.next = self.tok_out_in.val();
@@ -124,7 +141,7 @@ impl Logic for AccumulatorLane {
         // halves start from a zeroed word.
         self.acc.next = self.ram.read_data.val();
         self.acc_high.next = self.acc.val().get_bits::<16>(16);
-        if self.q_first.q.val() {
+        if self.q_first_high.q.val() {
             self.acc_high.next = bits::<16>(0);
         }
         self.high_ext.next = bits::<16>(0);

@@ -295,7 +295,8 @@ pub struct HostLink {
     crc_next: Signal<Local, Bits<16>>,
     full_len: Signal<Local, Bits<16>>,
     hdr_addr: Signal<Local, Bits<32>>,
-    w_words: Signal<Local, Bits<17>>,
+    w_words_a: Signal<Local, Bits<17>>,
+    w_words_w: Signal<Local, Bits<17>>,
     byte_bad: Signal<Local, bool>,
     word_end: Signal<Local, bool>,
     cfg_bad: Signal<Local, bool>,
@@ -520,7 +521,8 @@ impl HostLink {
             crc_next: Default::default(),
             full_len: Default::default(),
             hdr_addr: Default::default(),
-            w_words: Default::default(),
+            w_words_a: Default::default(),
+            w_words_w: Default::default(),
             byte_bad: Default::default(),
             word_end: Default::default(),
             cfg_bad: Default::default(),
@@ -810,11 +812,12 @@ impl Logic for HostLink {
         self.hdr_addr.next =
             bit_cast::<32, 16>(self.w_addr.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8));
         // WRITE: whole words the payload holds, in the addressed memory's word size.
-        self.w_words.next = bit_cast::<17, 16>(self.w_data_len.q.val()) >> self.a_word_shift.val();
-        if self.w_is_w.q.val() {
-            self.w_words.next =
-                bit_cast::<17, 16>(self.w_data_len.q.val()) >> self.w_word_shift.val();
-        }
+        // Both memories' word counts and room, chosen after the subtractions so the carry
+        // chains start at the `w_data_len` register.
+        self.w_words_a.next =
+            bit_cast::<17, 16>(self.w_data_len.q.val()) >> self.a_word_shift.val();
+        self.w_words_w.next =
+            bit_cast::<17, 16>(self.w_data_len.q.val()) >> self.w_word_shift.val();
         self.byte_bad.next = self.w_is_w.q.val()
             & ((self.in_data.val().get_bit(1) & !self.in_data.val().get_bit(0))
                 | (self.in_data.val().get_bit(3) & !self.in_data.val().get_bit(2))
@@ -1019,16 +1022,16 @@ impl Logic for HostLink {
                             self.w_len_bad.d.next = (bit_cast::<32, 16>(self.w_data_len.q.val())
                                 & self.a_word_mask.val())
                                 != 0;
-                            self.w_room.d.next = self.act_limit.val() - self.w_words.val();
-                            self.w_no_room.d.next = self.w_words.val() > self.act_limit.val();
+                            self.w_room.d.next = self.act_limit.val() - self.w_words_a.val();
+                            self.w_no_room.d.next = self.w_words_a.val() > self.act_limit.val();
                             if self.w_is_w.q.val() {
                                 self.w_len_bad.d.next =
                                     (bit_cast::<32, 16>(self.w_data_len.q.val())
                                         & self.w_word_mask.val())
                                         != 0;
-                                self.w_room.d.next = self.weight_limit.val() - self.w_words.val();
+                                self.w_room.d.next = self.weight_limit.val() - self.w_words_w.val();
                                 self.w_no_room.d.next =
-                                    self.w_words.val() > self.weight_limit.val();
+                                    self.w_words_w.val() > self.weight_limit.val();
                             }
                         }
                         if self.w_hdr.q.val().get_bit(2) {
