@@ -20,6 +20,8 @@ use rust_hdl::prelude::*;
 
 /// Smallest divisor (clock cycles per bit) the blocks accept: the receiver needs a middle.
 pub const MIN_CLOCKS_PER_BIT: usize = 4;
+// The receiver's reloads (half a bit and a bit, minus one) are then never zero.
+const _: () = assert!(MIN_CLOCKS_PER_BIT / 2 >= 2);
 /// Largest divisor (the bit counters are 16 bits wide).
 pub const MAX_CLOCKS_PER_BIT: usize = 65535;
 /// Bits on the line per byte: start, 8 data, stop.
@@ -146,6 +148,9 @@ pub struct UartRx {
     bit_idx: DFF<Bits<4>>,
     /// Cycles until the next sample, minus one.
     count: DFF<Bits<16>>,
+    /// `count` is zero: the next sample is this cycle (kept a cycle ahead, so the sample's
+    /// decisions read a flip-flop instead of a 16-bit compare).
+    count_zero: DFF<bool>,
     shift: DFF<Bits<8>>,
     out: DFF<Bits<8>>,
     out_valid: DFF<bool>,
@@ -175,6 +180,7 @@ impl UartRx {
             busy: Default::default(),
             bit_idx: Default::default(),
             count: Default::default(),
+            count_zero: Default::default(),
             shift: Default::default(),
             out: Default::default(),
             out_valid: Default::default(),
@@ -193,8 +199,8 @@ impl Logic for UartRx {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, sync1_n, sync2_n, prev_n, busy, bit_idx, count, shift, out, out_valid,
-            out_error
+            self, clock, sync1_n, sync2_n, prev_n, busy, bit_idx, count, count_zero, shift, out,
+            out_valid, out_error
         );
         self.sync1_n.d.next = !self.rx.val();
         self.sync2_n.d.next = self.sync1_n.q.val();
@@ -208,10 +214,13 @@ impl Logic for UartRx {
                 self.busy.d.next = true;
                 self.bit_idx.d.next = bits::<4>(0);
                 self.count.d.next = self.half_count.val();
+                // Neither reload is zero: MIN_CLOCKS_PER_BIT >= 4.
+                self.count_zero.d.next = false;
             }
-        } else if self.count.q.val() == 0 {
+        } else if self.count_zero.q.val() {
             // The middle of a bit.
             self.count.d.next = self.last_count.val();
+            self.count_zero.d.next = false;
             self.bit_idx.d.next = self.bit_idx.q.val() + 1;
             if self.bit_idx.q.val() == 0 {
                 if self.line.val() {
@@ -234,6 +243,7 @@ impl Logic for UartRx {
             }
         } else {
             self.count.d.next = self.count.q.val() - 1;
+            self.count_zero.d.next = self.count.q.val() == 1;
         }
         self.data.next = self.out.q.val();
         self.valid.next = self.out_valid.q.val();
