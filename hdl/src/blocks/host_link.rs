@@ -305,6 +305,7 @@ pub struct HostLink {
     r_end_over: Signal<Local, bool>,
     act_end_over: Signal<Local, bool>,
     wt_end_over: Signal<Local, bool>,
+    out_end_high: Signal<Local, bool>,
     out_end_over_acts: Signal<Local, bool>,
     out_end_over_results: Signal<Local, bool>,
     nk_over: Signal<Local, bool>,
@@ -312,6 +313,7 @@ pub struct HostLink {
     r_weight_start: Signal<Local, Bits<32>>,
     r_act_start: Signal<Local, Bits<32>>,
     r_result_start: Signal<Local, Bits<32>>,
+    r_word_start: Signal<Local, bool>,
     r_next_last: Signal<Local, bool>,
     rd_count: Signal<Local, Bits<16>>,
     w_go: Signal<Local, bool>,
@@ -531,6 +533,7 @@ impl HostLink {
             r_end_over: Default::default(),
             act_end_over: Default::default(),
             wt_end_over: Default::default(),
+            out_end_high: Default::default(),
             out_end_over_acts: Default::default(),
             out_end_over_results: Default::default(),
             nk_over: Default::default(),
@@ -538,6 +541,7 @@ impl HostLink {
             r_weight_start: Default::default(),
             r_act_start: Default::default(),
             r_result_start: Default::default(),
+            r_word_start: Default::default(),
             r_next_last: Default::default(),
             rd_count: Default::default(),
             w_go: Default::default(),
@@ -845,9 +849,10 @@ impl Logic for HostLink {
             | (self.act_end.q.val().get_bits::<17>(0) > self.act_limit.val());
         self.wt_end_over.next = (self.wt_end.q.val().get_bits::<15>(17) != 0)
             | (self.wt_end.q.val().get_bits::<17>(0) > self.weight_limit.val());
-        self.out_end_over_acts.next = (self.out_end.q.val().get_bits::<15>(17) != 0)
+        self.out_end_high.next = self.out_end.q.val().get_bits::<15>(17) != 0;
+        self.out_end_over_acts.next = self.out_end_high.val()
             | (self.out_end.q.val().get_bits::<17>(0) > self.act_limit.val());
-        self.out_end_over_results.next = (self.out_end.q.val().get_bits::<15>(17) != 0)
+        self.out_end_over_results.next = self.out_end_high.val()
             | (self.out_end.q.val().get_bits::<17>(0) > self.result_limit.val());
         self.nk_over.next = (self.prod_nk.q.val().get_bits::<15>(17) != 0)
             | (self.prod_nk.q.val().get_bits::<17>(0) > self.weight_tiles_limit.val());
@@ -885,6 +890,7 @@ impl Logic for HostLink {
                 & self.op_read.q.val()
                 & self.out_ready.val()
                 & !self.r_cur_last.q.val());
+        self.r_word_start.next = false;
         if self.host_rd_load.val() {
             self.r_cur_last.d.next = self.r_end.q.val();
             self.r_end.d.next = self.r_next_last.val();
@@ -895,13 +901,7 @@ impl Logic for HostLink {
             self.r_result_pos2.d.next = self.r_result_pos1.q.val();
             self.r_result_pos3.d.next = self.r_result_pos2.q.val();
             if self.r_end.q.val() {
-                self.r_end.d.next = self.r_first_last.val();
-                self.r_weight_pos.d.next = self.r_weight_start.val();
-                self.r_act_pos.d.next = self.r_act_start.val();
-                self.r_result_pos0.d.next = self.r_result_start.val();
-                self.r_result_pos1.d.next = 0.into();
-                self.r_result_pos2.d.next = 0.into();
-                self.r_result_pos3.d.next = 0.into();
+                self.r_word_start.next = true;
                 self.r_addr.d.next = self.r_addr.q.val() + 1;
             }
         }
@@ -1127,13 +1127,7 @@ impl Logic for HostLink {
                 self.tx_idx.d.next = 0.into();
                 self.tx_word.d.next = 0.into();
                 self.tx_shift.d.next = 0.into();
-                self.r_weight_pos.d.next = self.r_weight_start.val();
-                self.r_act_pos.d.next = self.r_act_start.val();
-                self.r_result_pos0.d.next = self.r_result_start.val();
-                self.r_result_pos1.d.next = 0.into();
-                self.r_result_pos2.d.next = 0.into();
-                self.r_result_pos3.d.next = 0.into();
-                self.r_end.d.next = self.r_first_last.val();
+                self.r_word_start.next = true;
                 self.state.d.next = LinkState::TxSync;
                 if self.crc_bad.q.val() {
                     self.status.d.next = self.k_status_bad_crc.val();
@@ -1286,6 +1280,17 @@ impl Logic for HostLink {
         }
         if self.tx_pend.q.val() | self.rx_pend.q.val() {
             self.crc.d.next = self.crc_next.val();
+        }
+        // A READ reply's first load position (set in Decide), and the next word's after a
+        // word's last byte is loaded.
+        if self.r_word_start.val() {
+            self.r_end.d.next = self.r_first_last.val();
+            self.r_weight_pos.d.next = self.r_weight_start.val();
+            self.r_act_pos.d.next = self.r_act_start.val();
+            self.r_result_pos0.d.next = self.r_result_start.val();
+            self.r_result_pos1.d.next = 0.into();
+            self.r_result_pos2.d.next = 0.into();
+            self.r_result_pos3.d.next = 0.into();
         }
         // A frame that stops arriving is answered TRUNCATED. Outside a frame the count is
         // held at zero, so it starts from zero at every opcode byte.
