@@ -5,13 +5,38 @@
 //! to add the partial sum the next cycle. The first K-tile starts from zero; the last one
 //! sends the finished int32 on to the requantizer instead of writing it back. The token moves
 //! on to the next lane one cycle later, matching the array's column skew.
+//!
+//! **Two halves, one cycle apart.** The running sum lives in two 16-bit RAMs. The cycle after
+//! the token adds the partial sum to the low half, writes it back, and computes both possible
+//! high halves (without and with the low half's carry) into registers; the cycle after that
+//! picks one with the registered carry and writes the high RAM. No cycle holds a carry that
+//! crosses from one RAM's adder to the other RAM's write port (the two block RAMs of a lane
+//! can sit far apart on a full chip). The finished sum leaves on the same cycle as before:
+//! its high half is that one select after registers. The high RAM's write lands two cycles
+//! after the token, so the lane needs a row revisited at least [`MIN_REVISIT_CYCLES`] cycles
+//! apart; the controller's schedule revisits a row once per tile period
+//! `max(m, rows, cols)`, at least 4 cycles on every array of the menu.
 
 use super::lane_ram::LaneRam;
-use crate::config::{ACC_BITS, PSUM_BITS};
+use crate::config::{ACC_BITS, ARRAY_MENU, PSUM_BITS};
 use rust_hdl::prelude::*;
 
 // The sign-extension below names bit 15 of the partial sum.
 const _: () = assert!(PSUM_BITS == 16);
+// The two RAM halves.
+const _: () = assert!(ACC_BITS == 32);
+
+/// Fewest cycles between two tokens of the same row that the lane sums correctly.
+pub const MIN_REVISIT_CYCLES: usize = 3;
+
+// Every array of the menu revisits a row at least `min(rows, cols)` cycles apart.
+const _: () = {
+    let mut i = 0;
+    while i < ARRAY_MENU.len() {
+        assert!(ARRAY_MENU[i].0 >= MIN_REVISIT_CYCLES && ARRAY_MENU[i].1 >= MIN_REVISIT_CYCLES);
+        i += 1;
+    }
+};
 
 /// One column's accumulator.
 #[derive(LogicBlock)]
@@ -40,13 +65,14 @@ pub struct AccumulatorLane {
     pub tok_row_out: Signal<Out, Bits<16>>,
     /// See `tok_out_in`.
     pub tok_out_out: Signal<Out, Bits<16>>,
-    /// A finished result is on `result` this cycle.
+    /// A finished result is on `result` this cycle (two cycles after its token).
     pub result_valid: Signal<Out, bool>,
     /// The finished int32 sum.
     pub result: Signal<Out, Bits<ACC_BITS>>,
     /// Its output word address.
     pub result_addr: Signal<Out, Bits<16>>,
-    ram: LaneRam<Bits<ACC_BITS>>,
+    ram_low: LaneRam<Bits<16>>,
+    ram_high: LaneRam<Bits<16>>,
     q_valid: DFF<bool>,
     q_first: DFF<bool>,
     // q_first again for the high halves (a separate flip-flop halves q_first's fan-out; its
@@ -55,17 +81,20 @@ pub struct AccumulatorLane {
     q_last: DFF<bool>,
     q_row: DFF<Bits<16>>,
     q_out: DFF<Bits<16>>,
+    // The high half's stage: both candidate sums, the low half's carry, where to write.
+    h_sum: DFF<Bits<16>>,
+    h_sum_carry: DFF<Bits<16>>,
+    h_carry: DFF<bool>,
+    h_row: DFF<Bits<16>>,
+    h_write: DFF<bool>,
     o_valid: DFF<bool>,
-    o_value: DFF<Bits<ACC_BITS>>,
+    o_low: DFF<Bits<16>>,
     o_addr: DFF<Bits<16>>,
-    acc: Signal<Local, Bits<ACC_BITS>>,
+    acc_high: Signal<Local, Bits<16>>,
     high_ext: Signal<Local, Bits<16>>,
     low_sum: Signal<Local, Bits<17>>,
     low_out: Signal<Local, Bits<16>>,
-    acc_high: Signal<Local, Bits<16>>,
-    high_sum: Signal<Local, Bits<16>>,
-    high_sum_carry: Signal<Local, Bits<16>>,
-    sum: Signal<Local, Bits<ACC_BITS>>,
+    high_out: Signal<Local, Bits<16>>,
 }
 
 impl AccumulatorLane {
@@ -87,24 +116,27 @@ impl AccumulatorLane {
             result_valid: Default::default(),
             result: Default::default(),
             result_addr: Default::default(),
-            ram: LaneRam::new(depth),
+            ram_low: LaneRam::new(depth),
+            ram_high: LaneRam::new(depth),
             q_valid: Default::default(),
             q_first: Default::default(),
             q_first_high: Default::default(),
             q_last: Default::default(),
             q_row: Default::default(),
             q_out: Default::default(),
+            h_sum: Default::default(),
+            h_sum_carry: Default::default(),
+            h_carry: Default::default(),
+            h_row: Default::default(),
+            h_write: Default::default(),
             o_valid: Default::default(),
-            o_value: Default::default(),
+            o_low: Default::default(),
             o_addr: Default::default(),
-            acc: Default::default(),
+            acc_high: Default::default(),
             high_ext: Default::default(),
             low_sum: Default::default(),
             low_out: Default::default(),
-            acc_high: Default::default(),
-            high_sum: Default::default(),
-            high_sum_carry: Default::default(),
-            sum: Default::default(),
+            high_out: Default::default(),
         }
     }
 }
@@ -121,26 +153,39 @@ impl Logic for AccumulatorLane {
             q_last,
             q_row,
             q_out,
+            h_sum,
+            h_sum_carry,
+            h_carry,
+            h_row,
+            h_write,
             o_valid,
-            o_value,
+            o_low,
             o_addr
         );
-        self.ram.clock.next = self.clock.val();
-        self.ram.read_address.next = self.tok_row_in.val();
+        self.ram_low.clock.next = self.clock.val();
+        self.ram_high.clock.next = self.clock.val();
+        self.ram_low.read_address.next = self.tok_row_in.val();
+        self.ram_high.read_address.next = self.tok_row_in.val();
         self.q_valid.d.next = self.tok_valid_in.val();
         self.q_first.d.next = self.tok_first_in.val();
         self.q_first_high.d.next = self.tok_first_in.val() & self.tok_valid_in.val();
         self.q_last.d.next = self.tok_last_in.val();
         self.q_row.d.next = self.tok_row_in.val();
         self.q_out.d.next = self.tok_out_in.val();
-        // sum = acc + sign-extended psum, as a carry-select adder: the low half's carry picks
-        // one of two high halves computed alongside it, so no carry ripples through 32 bits.
-        // The first K-tile starts from zero. The low half's RAM word goes straight into its
-        // carry chain (the chain starts the cycle's longest path, low chain -> carry -> select)
-        // and the first tile takes the partial sum instead, with the carry masked off; the high
-        // halves start from a zeroed word.
-        self.acc.next = self.ram.read_data.val();
-        self.acc_high.next = self.acc.val().get_bits::<16>(16);
+        // Low half: the RAM word goes straight into the carry chain; the first K-tile takes
+        // the partial sum instead, with the carry masked off.
+        self.low_sum.next = bit_cast::<17, 16>(self.ram_low.read_data.val())
+            + bit_cast::<17, PSUM_BITS>(self.psum_in.val());
+        self.low_out.next = self.low_sum.val().get_bits::<16>(0);
+        if self.q_first.q.val() {
+            self.low_out.next = self.psum_in.val();
+        }
+        self.ram_low.write_address.next = self.q_row.q.val();
+        self.ram_low.write_data.next = self.low_out.val();
+        self.ram_low.write_enable.next = self.q_valid.q.val() & !self.q_last.q.val();
+        // High half, both ways: the word (zero on the first K-tile) plus the partial sum's
+        // sign, without and with the low half's carry.
+        self.acc_high.next = self.ram_high.read_data.val();
         if self.q_first_high.q.val() {
             self.acc_high.next = bits::<16>(0);
         }
@@ -148,33 +193,30 @@ impl Logic for AccumulatorLane {
         if self.psum_in.val().get_bit(15) {
             self.high_ext.next = bits::<16>(0xFFFF);
         }
-        self.low_sum.next = bit_cast::<17, 16>(self.acc.val().get_bits::<16>(0))
-            + bit_cast::<17, PSUM_BITS>(self.psum_in.val());
-        self.low_out.next = self.low_sum.val().get_bits::<16>(0);
-        if self.q_first.q.val() {
-            self.low_out.next = self.psum_in.val();
-        }
-        self.high_sum.next = self.acc_high.val() + self.high_ext.val();
-        self.high_sum_carry.next = self.acc_high.val() + self.high_ext.val() + 1;
-        self.sum.next = (bit_cast::<ACC_BITS, 16>(self.high_sum.val()) << 16)
-            | bit_cast::<ACC_BITS, 16>(self.low_out.val());
-        if self.low_sum.val().get_bit(16) & !self.q_first.q.val() {
-            self.sum.next = (bit_cast::<ACC_BITS, 16>(self.high_sum_carry.val()) << 16)
-                | bit_cast::<ACC_BITS, 16>(self.low_out.val());
-        }
-        self.ram.write_address.next = self.q_row.q.val();
-        self.ram.write_data.next = self.sum.val();
-        self.ram.write_enable.next = self.q_valid.q.val() & !self.q_last.q.val();
+        self.h_sum.d.next = self.acc_high.val() + self.high_ext.val();
+        self.h_sum_carry.d.next = self.acc_high.val() + self.high_ext.val() + 1;
+        self.h_carry.d.next = self.low_sum.val().get_bit(16) & !self.q_first.q.val();
+        self.h_row.d.next = self.q_row.q.val();
+        self.h_write.d.next = self.q_valid.q.val() & !self.q_last.q.val();
         self.o_valid.d.next = self.q_valid.q.val() & self.q_last.q.val();
-        self.o_value.d.next = self.sum.val();
+        self.o_low.d.next = self.low_out.val();
         self.o_addr.d.next = self.q_out.q.val();
+        // The next cycle: the carry picks the high half.
+        self.high_out.next = self.h_sum.q.val();
+        if self.h_carry.q.val() {
+            self.high_out.next = self.h_sum_carry.q.val();
+        }
+        self.ram_high.write_address.next = self.h_row.q.val();
+        self.ram_high.write_data.next = self.high_out.val();
+        self.ram_high.write_enable.next = self.h_write.q.val();
         self.tok_valid_out.next = self.q_valid.q.val();
         self.tok_first_out.next = self.q_first.q.val();
         self.tok_last_out.next = self.q_last.q.val();
         self.tok_row_out.next = self.q_row.q.val();
         self.tok_out_out.next = self.q_out.q.val();
         self.result_valid.next = self.o_valid.q.val();
-        self.result.next = self.o_value.q.val();
+        self.result.next = (bit_cast::<ACC_BITS, 16>(self.high_out.val()) << 16)
+            | bit_cast::<ACC_BITS, 16>(self.o_low.q.val());
         self.result_addr.next = self.o_addr.q.val();
     }
 }
@@ -185,7 +227,9 @@ mod tests {
     use crate::blocks::testing::tick;
     use proptest::prelude::*;
 
+    /// Rows per K-tile: each row comes back after exactly the fewest cycles the lane allows.
     const ROWS: usize = 3;
+    const _: () = assert!(ROWS == MIN_REVISIT_CYCLES);
 
     /// A lane whose RAM starts all zero.
     fn fresh_lane() -> AccumulatorLane {
