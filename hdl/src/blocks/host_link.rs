@@ -116,17 +116,17 @@ pub struct HostLink {
     pub host_rd_load: Signal<Out, bool>,
     /// From the core: the byte of the last load (a register).
     pub host_rd_byte: Signal<In, Bits<8>>,
-    /// To the core: stage a write byte.
+    /// To the core: stage a write byte (a register: the cycle after the byte arrived).
     pub host_stage: Signal<Out, bool>,
-    /// To the core: commit the staged word.
+    /// To the core: commit the staged word (a register: two cycles after its last byte).
     pub host_commit: Signal<Out, bool>,
     /// To the core: writes go to activation memory.
     pub host_wr_acts: Signal<Out, bool>,
-    /// To the core: write address.
+    /// To the core: write address (a register, with `host_commit`).
     pub host_wr_addr: Signal<Out, Bits<16>>,
-    /// To the core: write byte.
+    /// To the core: write byte (a register, with `host_stage`).
     pub host_wr_byte: Signal<Out, Bits<8>>,
-    /// To the core: one-hot write byte select.
+    /// To the core: one-hot write byte select (a register, with `host_stage`).
     pub host_wr_sel: Signal<Out, Bits<32>>,
     // Protocol numbers (hdl_gen cannot name Rust constants, so they become Verilog localparams).
     k_status_ok: Constant<Bits<8>>,
@@ -227,6 +227,13 @@ pub struct HostLink {
     w_sel: DFF<Bits<32>>,
     w_pend: DFF<bool>,
     w_pend_good: DFF<bool>,
+    // The write strobes to the core, registered: the payload byte's own cycle only decodes
+    // it, and the fan-out to every staging register starts at a flip-flop.
+    s_stage: DFF<bool>,
+    s_byte: DFF<Bits<8>>,
+    s_sel: DFF<Bits<32>>,
+    s_commit: DFF<bool>,
+    s_addr: DFF<Bits<16>>,
     w_data_len: DFF<Bits<16>>,
     w_room: DFF<Bits<17>>,
     w_no_room: DFF<bool>,
@@ -466,6 +473,11 @@ impl HostLink {
             w_sel: Default::default(),
             w_pend: Default::default(),
             w_pend_good: Default::default(),
+            s_stage: Default::default(),
+            s_byte: Default::default(),
+            s_sel: Default::default(),
+            s_commit: Default::default(),
+            s_addr: Default::default(),
             w_data_len: Default::default(),
             w_room: Default::default(),
             w_no_room: Default::default(),
@@ -589,6 +601,11 @@ impl Logic for HostLink {
             w_sel,
             w_pend,
             w_pend_good,
+            s_stage,
+            s_byte,
+            s_sel,
+            s_commit,
+            s_addr,
             w_data_len,
             w_room,
             w_no_room,
@@ -657,12 +674,19 @@ impl Logic for HostLink {
         self.relu.next = self.c_flags.q.val().get_bit(1);
         // Memory access, to the core.
         self.start.next = false;
-        self.host_stage.next = false;
-        self.host_commit.next = false;
+        self.host_stage.next = self.s_stage.q.val();
+        self.host_commit.next = self.s_commit.q.val();
         self.host_wr_acts.next = self.w_is_a.q.val();
-        self.host_wr_addr.next = self.w_addr.q.val();
-        self.host_wr_byte.next = self.in_data.val();
-        self.host_wr_sel.next = self.w_sel.q.val();
+        self.host_wr_addr.next = self.s_addr.q.val();
+        self.host_wr_byte.next = self.s_byte.q.val();
+        self.host_wr_sel.next = self.s_sel.q.val();
+        // (`w_is_a` holds from the header to the next WRITE's header, long after the last
+        // commit.)
+        self.s_stage.d.next = false;
+        self.s_commit.d.next = false;
+        self.s_byte.d.next = self.in_data.val();
+        self.s_sel.d.next = self.w_sel.q.val();
+        self.s_addr.d.next = self.w_addr.q.val();
         self.host_rd_addr.next = self.r_addr.q.val();
         self.host_rd_weight_pos.next = self.r_weight_pos.q.val();
         self.host_rd_act_pos.next = self.r_act_pos.q.val();
@@ -953,9 +977,10 @@ impl Logic for HostLink {
             self.p_flags.d.next = self.in_data.val();
         }
 
-        // A WRITE word completed last cycle: store it (unless it held code 0b10), move on.
+        // A WRITE word completed last cycle: commit it next cycle (unless it held code 0b10),
+        // move on.
         if self.w_pend.q.val() {
-            self.host_commit.next = self.w_pend_good.q.val() & self.w_go.val();
+            self.s_commit.d.next = self.w_pend_good.q.val() & self.w_go.val();
             self.w_addr.d.next = self.w_addr.q.val() + 1;
             self.w_pend.d.next = false;
         }
@@ -1042,7 +1067,7 @@ impl Logic for HostLink {
                         // Data bytes are staged whatever the header said (staging changes no
                         // memory); a word is committed only under a good header.
                         if self.w_hdr.q.val().get_bit(3) {
-                            self.host_stage.next = true;
+                            self.s_stage.d.next = true;
                             self.w_word_bad.d.next = self.w_word_bad.q.val() | self.byte_bad.val();
                             self.w_sel.d.next = self.w_sel.q.val() << 1;
                             if self.word_end.val() {
