@@ -90,6 +90,13 @@ pub struct Controller {
     period_m2: DFF<Bits<16>>,
     last_tile_m2: DFF<Bits<16>>,
     at_end: DFF<bool>,
+    // How the tile ends, registered with `at_end` (one-hot when it is set): the run, the
+    // N-tile (the next tile is the next N-tile's first K-tile) or the K-tile. `kt_last` and
+    // `last_tile` change only at a tile's end, so the next step's values are known a step
+    // ahead.
+    end_run: DFF<bool>,
+    end_ntile: DFF<bool>,
+    end_ktile: DFF<bool>,
     // `step < m`: this step issues an activation row (a register computed a cycle ahead).
     act_more: DFF<bool>,
     kt_last: DFF<bool>,
@@ -109,6 +116,7 @@ pub struct Controller {
     nt_left_one: DFF<bool>,
     cycles: DFF<Bits<32>>,
     end_m2: Signal<Local, Bits<16>>,
+    ends_next: Signal<Local, bool>,
     issuing_act: Signal<Local, bool>,
     shape_max: Signal<Local, Bits<16>>,
 }
@@ -151,6 +159,9 @@ impl Controller {
             period_m2: Default::default(),
             last_tile_m2: Default::default(),
             at_end: Default::default(),
+            end_run: Default::default(),
+            end_ntile: Default::default(),
+            end_ktile: Default::default(),
             act_more: Default::default(),
             kt_last: Default::default(),
             last_tile: Default::default(),
@@ -167,6 +178,7 @@ impl Controller {
             nt_left_one: Default::default(),
             cycles: Default::default(),
             end_m2: Default::default(),
+            ends_next: Default::default(),
             issuing_act: Default::default(),
             shape_max: Default::default(),
         }
@@ -187,6 +199,9 @@ impl Logic for Controller {
             period_m2,
             last_tile_m2,
             at_end,
+            end_run,
+            end_ntile,
+            end_ktile,
             act_more,
             kt_last,
             last_tile,
@@ -210,6 +225,8 @@ impl Logic for Controller {
             self.end_m2.next = self.last_tile_m2.q.val();
         }
         self.issuing_act.next = (self.state.q.val() == RunState::Issue) & self.act_more.q.val();
+        // The next step ends the tile (read in Issue).
+        self.ends_next.next = self.step.q.val() == self.end_m2.val();
         // Outputs: what to issue this cycle.
         self.busy.next = self.state.q.val() != RunState::Idle;
         self.kt_left_one.d.next = self.kt_left.q.val() == 1;
@@ -248,6 +265,9 @@ impl Logic for Controller {
                     self.cycles.d.next = 1.into();
                     // Step 0 is never a tile's last (a tile lasts at least two steps).
                     self.at_end.d.next = false;
+                    self.end_run.d.next = false;
+                    self.end_ntile.d.next = false;
+                    self.end_ktile.d.next = false;
                     self.k_single.d.next = self.k_tiles.val() == 1;
                     self.kt_last.d.next = self.k_tiles.val() == 1;
                     self.last_tile.d.next = (self.k_tiles.val() == 1) & (self.n_tiles.val() == 1);
@@ -277,36 +297,45 @@ impl Logic for Controller {
                 }
                 self.step.d.next = self.step.q.val() + 1;
                 self.act_more.d.next = (self.step.q.val() + 1) < self.m.val();
-                self.at_end.d.next = self.step.q.val() == self.end_m2.val();
+                self.at_end.d.next = self.ends_next.val();
+                self.end_run.d.next = self.ends_next.val() & self.last_tile.q.val();
+                self.end_ntile.d.next =
+                    self.ends_next.val() & !self.last_tile.q.val() & self.kt_last.q.val();
+                self.end_ktile.d.next =
+                    self.ends_next.val() & !self.last_tile.q.val() & !self.kt_last.q.val();
                 if self.at_end.q.val() {
                     self.step.d.next = 0.into();
                     self.act_more.d.next = self.m.val() != 0;
                     self.at_end.d.next = false;
-                    if self.last_tile.q.val() {
-                        self.state.d.next = RunState::Drain;
-                        self.drain.d.next = 0.into();
-                    } else if self.kt_last.q.val() {
-                        // The next tile is the next N-tile's first K-tile.
-                        self.kt_last.d.next = self.k_single.q.val();
-                        self.last_tile.d.next = self.k_single.q.val() & self.nt_left_one.q.val();
-                        self.kt.d.next = 0.into();
-                        self.kt_left.d.next = self.k_tiles.val() - 1;
-                        self.nt_left.d.next = self.nt_left.q.val() - 1;
-                        self.act_row.d.next = self.act_base.val();
-                        self.act_next.d.next = self.act_base.val();
-                        self.out_row.d.next = self.out_row.q.val() + 1;
-                        self.out_next.d.next = self.out_row.q.val() + 1;
-                    } else {
-                        // The next tile is this N-tile's next K-tile.
-                        self.kt_last.d.next = self.kt_left_one.q.val();
-                        self.last_tile.d.next =
-                            self.kt_left_one.q.val() & self.nt_left_zero.q.val();
-                        self.kt.d.next = self.kt.q.val() + 1;
-                        self.kt_left.d.next = self.kt_left.q.val() - 1;
-                        self.act_row.d.next = self.act_row.q.val() + 1;
-                        self.act_next.d.next = self.act_row.q.val() + 1;
-                        self.out_next.d.next = self.out_row.q.val();
-                    }
+                    self.end_run.d.next = false;
+                    self.end_ntile.d.next = false;
+                    self.end_ktile.d.next = false;
+                }
+                if self.end_run.q.val() {
+                    self.state.d.next = RunState::Drain;
+                    self.drain.d.next = 0.into();
+                }
+                if self.end_ntile.q.val() {
+                    // The next tile is the next N-tile's first K-tile.
+                    self.kt_last.d.next = self.k_single.q.val();
+                    self.last_tile.d.next = self.k_single.q.val() & self.nt_left_one.q.val();
+                    self.kt.d.next = 0.into();
+                    self.kt_left.d.next = self.k_tiles.val() - 1;
+                    self.nt_left.d.next = self.nt_left.q.val() - 1;
+                    self.act_row.d.next = self.act_base.val();
+                    self.act_next.d.next = self.act_base.val();
+                    self.out_row.d.next = self.out_row.q.val() + 1;
+                    self.out_next.d.next = self.out_row.q.val() + 1;
+                }
+                if self.end_ktile.q.val() {
+                    // The next tile is this N-tile's next K-tile.
+                    self.kt_last.d.next = self.kt_left_one.q.val();
+                    self.last_tile.d.next = self.kt_left_one.q.val() & self.nt_left_zero.q.val();
+                    self.kt.d.next = self.kt.q.val() + 1;
+                    self.kt_left.d.next = self.kt_left.q.val() - 1;
+                    self.act_row.d.next = self.act_row.q.val() + 1;
+                    self.act_next.d.next = self.act_row.q.val() + 1;
+                    self.out_next.d.next = self.out_row.q.val();
                 }
             }
             RunState::Drain => {
