@@ -6,9 +6,9 @@
 //! (registered read, synchronous write) that yosys maps to block RAM.
 //!
 //! **Read and write of one address in one cycle.** The design never uses the word read in a
-//! cycle that also writes its address (the accumulator lanes revisit a row at least two cycles
-//! apart, runs never write the region they read, and the host's reads and writes are separate
-//! frames), so the memory is marked `no_rw_check`: yosys then maps it to bare block RAM instead
+//! cycle that also writes its address (an accumulator lane's last write of a row lands two
+//! cycles after its token and the row comes back at least four cycles later, runs never write
+//! the region they read, and the host's reads and writes are separate frames), so the memory is marked `no_rw_check`: yosys then maps it to bare block RAM instead
 //! of adding a comparator and a bypass multiplexer to every read port (which sat on the
 //! iCE40's critical path). What such a read returns is left open, and the two simulations
 //! take the two answers: the emitted Verilog returns the old word (Verilator), this model the
