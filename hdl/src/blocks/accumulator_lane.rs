@@ -247,14 +247,24 @@ mod tests {
     /// partial sum the cycle after its token, as the core drives it; returns the results in
     /// the order they leave.
     fn run_on(lane: &mut AccumulatorLane, k_tiles: usize, psums: &[i16]) -> Vec<(u16, i32)> {
+        run_rows(lane, ROWS, k_tiles, psums)
+    }
+
+    /// [`run_on`] with `rows` rows per K-tile.
+    fn run_rows(
+        lane: &mut AccumulatorLane,
+        rows: usize,
+        k_tiles: usize,
+        psums: &[i16],
+    ) -> Vec<(u16, i32)> {
         let mut out = vec![];
-        let steps = k_tiles * ROWS;
+        let steps = k_tiles * rows;
         for t in 0..steps + 2 {
             lane.tok_valid_in.next = t < steps;
-            lane.tok_first_in.next = t < ROWS;
-            lane.tok_last_in.next = t + ROWS >= steps;
-            lane.tok_row_in.next = ((t % ROWS) as u64).into();
-            lane.tok_out_in.next = ((100 + t % ROWS) as u64).into();
+            lane.tok_first_in.next = t < rows;
+            lane.tok_last_in.next = t + rows >= steps;
+            lane.tok_row_in.next = ((t % rows) as u64).into();
+            lane.tok_out_in.next = ((100 + t % rows) as u64).into();
             let p = t
                 .checked_sub(1)
                 .and_then(|i| psums.get(i))
@@ -304,6 +314,30 @@ mod tests {
             psums[3 * ROWS + r] = [-1, i16::MIN, 0][r];
         }
         assert_eq!(run(k, &psums), expected(k, &psums));
+    }
+
+    #[test]
+    fn rows_back_after_the_fewest_cycles_never_read_a_word_being_written() {
+        let mut lane = fresh_lane();
+        let psums: Vec<i16> = (0..5 * ROWS)
+            .map(|i| [i16::MAX, -3, i16::MIN][i % 3])
+            .collect();
+        assert_eq!(run_on(&mut lane, 5, &psums), expected(5, &psums));
+        assert_eq!(
+            (lane.ram_low.collisions(), lane.ram_high.collisions()),
+            (0, 0)
+        );
+    }
+
+    #[test]
+    fn rows_back_a_cycle_sooner_would_read_a_word_being_written() {
+        // The check above can fail: with a row back every MIN_REVISIT_CYCLES - 1 cycles, the
+        // high half's write lands on the edge of the row's next read.
+        let mut lane = fresh_lane();
+        let rows = MIN_REVISIT_CYCLES - 1;
+        run_rows(&mut lane, rows, 3, &vec![1i16; 3 * rows]);
+        assert_eq!(lane.ram_low.collisions(), 0);
+        assert!(lane.ram_high.collisions() > 0);
     }
 
     #[test]

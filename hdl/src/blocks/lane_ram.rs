@@ -45,6 +45,7 @@ pub struct LaneRam<D: Synth> {
     /// Write strobe.
     pub write_enable: Signal<In, bool>,
     _mem: Vec<D>,
+    _collisions: u64,
 }
 
 impl<D: Synth> LaneRam<D> {
@@ -70,12 +71,20 @@ impl<D: Synth> LaneRam<D> {
             write_data: Default::default(),
             write_enable: Default::default(),
             _mem: mem,
+            _collisions: 0,
         }
     }
 
     /// Depth in words.
     pub fn depth(&self) -> usize {
         self._mem.len()
+    }
+
+    /// Clock edges so far (in this simulation) at which the read address was the address
+    /// being written: what such a read returns is left open (see the module docs), so a block
+    /// that uses its reads tests that this stays zero.
+    pub fn collisions(&self) -> u64 {
+        self._collisions
     }
 }
 
@@ -85,6 +94,9 @@ impl<D: Synth> Logic for LaneRam<D> {
             // Write first: a read of the address written this cycle returns the new word (the
             // Verilog returns the old one; see the module docs).
             if self.write_enable.val() {
+                if self.write_address.val() == self.read_address.val() {
+                    self._collisions += 1;
+                }
                 let wa = self.write_address.val().index();
                 if let Some(w) = self._mem.get_mut(wa) {
                     *w = self.write_data.val();
@@ -185,6 +197,10 @@ mod tests {
             Bits::<8>::from(9),
             "the model writes first"
         );
+        assert_eq!(ram.collisions(), 1);
+        ram.read_address.next = 1.into();
+        tick(&mut ram, |r| &mut r.clock);
+        assert_eq!(ram.collisions(), 1, "other addresses do not count");
         match ram.hdl() {
             Verilog::Custom(v) => {
                 assert!(v.contains("(* no_rw_check *)\nreg [7:0] mem [0:3];"), "{v}");
