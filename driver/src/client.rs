@@ -75,6 +75,8 @@ impl DeviceInfo {
             max_m: word(16) as usize,
             clock_hz: word(20),
             frame_timeout_cycles: word(24),
+            // Not on the link: it changes neither results nor cycle counts.
+            registered_acc_reads: false,
         };
         config
             .validate()

@@ -162,6 +162,9 @@ pub struct Board {
     pub result_depth: usize,
     /// Accumulator depth (largest M).
     pub max_m: usize,
+    /// Accumulator RAM reads through a register (`Config::registered_acc_reads`): for block
+    /// RAMs whose read data arrives late (ECP5), and where flip-flops are cheap.
+    pub registered_acc_reads: bool,
     /// Chip resources.
     pub resources: Resources,
     /// How to program it.
@@ -242,6 +245,7 @@ pub const BOARDS: &[Board] = &[
         act_depth: 512,
         result_depth: 256,
         max_m: 256,
+        registered_acc_reads: false,
         resources: UP5K,
         programmer: Programmer::OpenFpgaLoader {
             board: "icebreaker",
@@ -279,6 +283,7 @@ pub const BOARDS: &[Board] = &[
         act_depth: 512,
         result_depth: 256,
         max_m: 256,
+        registered_acc_reads: false,
         resources: UP5K,
         programmer: Programmer::OpenFpgaLoaderCable { cable: "ft232" },
         ecppack_args: &[],
@@ -312,6 +317,7 @@ pub const BOARDS: &[Board] = &[
         act_depth: 2048,
         result_depth: 512,
         max_m: 512,
+        registered_acc_reads: true,
         resources: LFE5U_85F,
         programmer: Programmer::OpenFpgaLoader { board: "ulx3s" },
         ecppack_args: &["--compress"],
@@ -343,6 +349,7 @@ pub const BOARDS: &[Board] = &[
         act_depth: 1024,
         result_depth: 512,
         max_m: 512,
+        registered_acc_reads: true,
         resources: LFE5U_25F,
         programmer: Programmer::OpenFpgaLoader { board: "ulx3s" },
         ecppack_args: &["--compress"],
@@ -378,6 +385,7 @@ pub const BOARDS: &[Board] = &[
         act_depth: 1024,
         result_depth: 512,
         max_m: 512,
+        registered_acc_reads: true,
         resources: LFE5U_25F,
         programmer: Programmer::DfuUtil {
             usb_id: "1209:5af0",
@@ -431,6 +439,7 @@ impl Board {
             max_m: self.max_m,
             clock_hz: clock,
             frame_timeout_cycles: (clock / 20).max(4096),
+            registered_acc_reads: self.registered_acc_reads,
             ..base
         };
         cfg.validate()?;
@@ -469,6 +478,20 @@ mod tests {
                 b.name
             );
             assert_eq!(b.speed.is_some(), b.family == Family::Ecp5, "{}", b.name);
+            // The DP16KD's late read data wants the register; an iCE40 flip-flop would take a
+            // logic cell of its own (docs/architecture.md, accumulator lanes).
+            assert_eq!(
+                b.registered_acc_reads,
+                b.family == Family::Ecp5,
+                "{}",
+                b.name
+            );
+            let cfg = b.config(4, 4, b.clock_hz).unwrap();
+            assert_eq!(
+                cfg.registered_acc_reads, b.registered_acc_reads,
+                "{}",
+                b.name
+            );
             let (r, c) = b.array;
             let cfg = b.config(r, c, b.clock_hz).unwrap();
             assert_eq!(cfg.clock_hz as u64, b.clock_hz);

@@ -54,6 +54,14 @@ pub struct Config {
     /// Cycles without a byte, inside a frame, after which the device abandons the frame and
     /// answers `TRUNCATED`.
     pub frame_timeout_cycles: u32,
+    /// Accumulator RAM reads go through a register: each accumulator lane reads a cycle
+    /// earlier and has one more pipeline stage, for block RAMs whose read data arrives late in
+    /// the cycle (ECP5's DP16KD). Results and cycle counts are the same either way, so `INFO`
+    /// does not report it; boards choose it ([`min_revisit_cycles`] gives the bound each
+    /// choice puts on the schedule).
+    ///
+    /// [`min_revisit_cycles`]: crate::blocks::accumulator_lane::min_revisit_cycles
+    pub registered_acc_reads: bool,
 }
 
 /// A configuration that cannot be built.
@@ -86,6 +94,7 @@ impl Config {
             max_m: 512,
             clock_hz: 50_000_000,
             frame_timeout_cycles: 4096,
+            registered_acc_reads: false,
         };
         cfg.validate()?;
         Ok(cfg)

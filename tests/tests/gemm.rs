@@ -84,6 +84,14 @@ fn gemm_case(max_dim: usize) -> impl Strategy<Value = (usize, usize, usize, Vec<
     })
 }
 
+/// `cfg` with the accumulator lanes' RAM reads registered (as the ECP5 boards build it).
+fn registered_reads(cfg: Config) -> Config {
+    Config {
+        registered_acc_reads: true,
+        ..cfg
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
 
@@ -97,6 +105,17 @@ proptest! {
         check_all_backends(&Config::new(8, 8).unwrap(), &x, &w, (m, k, n));
     }
 
+    /// The ECP5 boards' accumulator lanes (registered RAM reads): the same integers and the
+    /// same cycles, on square, wide and tall arrays.
+    #[test]
+    fn random_shapes_with_registered_accumulator_reads(
+        (m, k, n, x, w) in gemm_case(13),
+        shape in prop_oneof![Just((4, 4)), Just((8, 8)), Just((4, 8)), Just((8, 4))],
+    ) {
+        let cfg = registered_reads(Config::new(shape.0, shape.1).unwrap());
+        check_all_backends(&cfg, &x, &w, (m, k, n));
+    }
+
     #[test]
     fn random_shapes_wide_and_tall_arrays((m, k, n, x, w) in gemm_case(13), wide in any::<bool>()) {
         let cfg = if wide { Config::new(4, 8) } else { Config::new(8, 4) }.unwrap();
@@ -106,7 +125,7 @@ proptest! {
 
 #[test]
 fn edge_values() {
-    let cfg = Config::new(4, 4).unwrap();
+    let plain = Config::new(4, 4).unwrap();
     let (m, k, n) = (5, 9, 6);
     let cases: [(Vec<i8>, Vec<i8>); 5] = [
         (vec![-128; m * k], vec![-1; k * n]),
@@ -115,8 +134,10 @@ fn edge_values() {
         (random_int8(1, m * k), vec![0; k * n]),
         (vec![0; m * k], random_ternary(2, k * n)),
     ];
-    for (x, w) in cases {
-        check_all_backends(&cfg, &x, &w, (m, k, n));
+    for cfg in [plain.clone(), registered_reads(plain)] {
+        for (x, w) in &cases {
+            check_all_backends(&cfg, x, w, (m, k, n));
+        }
     }
 }
 
@@ -135,26 +156,30 @@ fn gemv_and_single_elements() {
 
 #[test]
 fn more_rows_than_the_accumulators_hold() {
-    let cfg = Config {
+    let plain = Config {
         max_m: 8,
         act_depth: 64,
         ..Config::new(4, 4).unwrap()
     };
     let (m, k, n) = (21, 10, 9);
-    check_all_backends(
-        &cfg,
-        &random_int8(3, m * k),
-        &random_ternary(4, k * n),
-        (m, k, n),
-    );
+    for cfg in [plain.clone(), registered_reads(plain)] {
+        check_all_backends(
+            &cfg,
+            &random_int8(3, m * k),
+            &random_ternary(4, k * n),
+            (m, k, n),
+        );
+    }
 }
 
 #[test]
 fn largest_accumulations_stay_exact() {
     // K = 256 of -128 * -1: every sum is 32768, past the array's 16-bit partial sums.
-    let cfg = Config::new(4, 4).unwrap();
+    let plain = Config::new(4, 4).unwrap();
     let (m, k, n) = (2, 256, 4);
-    check_all_backends(&cfg, &vec![-128; m * k], &vec![-1; k * n], (m, k, n));
+    for cfg in [plain.clone(), registered_reads(plain)] {
+        check_all_backends(&cfg, &vec![-128; m * k], &vec![-1; k * n], (m, k, n));
+    }
 }
 
 /// The larger menu arrays, on every backend: a full column of -128 * -1 (or * +1, or 127 * -1)

@@ -4,10 +4,12 @@
 //!  act_banks[i] --(row i delayed i cycles)--> TernaryArray <-- weight_rams[j] (code bus,
 //!                                                 |              row-by-row shadow loads)
 //!                                      psum_out[j] v
-//!  token delay line (rows + 1) --> AccumulatorLane[0] -> [1] -> ... (one cycle per lane)
+//!  token delay line (rows + 1 taps*) --> AccumulatorLane[0] -> [1] -> ... (one cycle per lane)
 //!                                                 v
 //!                                     Requantizer[j] -> result_rams[j] (int32)
 //!                                                    -> act_banks[j]   (int8, square arrays)
+//!
+//!  * rows taps with registered accumulator reads (`Config::registered_acc_reads`)
 //! ```
 //!
 //! The host link reaches every memory through the `host_*` ports while no run is in progress:
@@ -16,6 +18,7 @@
 
 use super::accumulator_lane::AccumulatorLane;
 use super::controller::Controller;
+use super::dffs;
 use super::lane_ram::LaneRam;
 use super::read_select::ReadSelect;
 pub use super::read_select::{MEM_ACTS, MEM_RESULTS, MEM_WEIGHTS};
@@ -110,11 +113,8 @@ pub struct Core {
     rd_byte: DFF<Bits<8>>,
     _rows: usize,
     _cols: usize,
+    _tok_taps: usize,
     _square: usize,
-}
-
-fn dffs<T: Synth>(n: usize) -> Vec<DFF<T>> {
-    (0..n).map(|_| DFF::default()).collect()
 }
 
 impl Core {
@@ -122,6 +122,9 @@ impl Core {
     pub fn new(cfg: &Config) -> Self {
         cfg.validate().expect("invalid configuration");
         let (rows, cols) = (cfg.rows, cfg.cols);
+        // Lane 0 sees a row's token one cycle before that row's partial sum leaves column 0,
+        // or two with registered accumulator reads.
+        let tok_taps = rows + 1 - usize::from(cfg.registered_acc_reads);
         Self {
             clock: Default::default(),
             reset: Default::default(),
@@ -156,7 +159,9 @@ impl Core {
             weight_rams: (0..cols).map(|_| LaneRam::new(cfg.weight_depth)).collect(),
             act_banks: (0..rows).map(|_| LaneRam::new(cfg.act_depth)).collect(),
             result_rams: (0..cols).map(|_| LaneRam::new(cfg.result_depth)).collect(),
-            lanes: (0..cols).map(|_| AccumulatorLane::new(cfg.max_m)).collect(),
+            lanes: (0..cols)
+                .map(|_| AccumulatorLane::new(cfg.max_m, cfg.registered_acc_reads))
+                .collect(),
             requants: (0..cols).map(|_| Requantizer::default()).collect(),
             weight_stage: dffs(cols),
             act_stage: dffs(rows),
@@ -166,15 +171,16 @@ impl Core {
             feed_valid_d: dffs(rows),
             feed_swap_d: dffs(rows),
             load_token: dffs(rows),
-            tok_valid: dffs(rows + 1),
-            tok_first: dffs(rows + 1),
-            tok_last: dffs(rows + 1),
-            tok_row: dffs(rows + 1),
-            tok_out: dffs(rows + 1),
+            tok_valid: dffs(tok_taps),
+            tok_first: dffs(tok_taps),
+            tok_last: dffs(tok_taps),
+            tok_row: dffs(tok_taps),
+            tok_out: dffs(tok_taps),
             read_select: ReadSelect::new(rows, cols),
             rd_byte: Default::default(),
             _rows: rows,
             _cols: cols,
+            _tok_taps: tok_taps,
             _square: if rows == cols { rows } else { 0 },
         }
     }
@@ -197,7 +203,7 @@ impl Logic for Core {
         self.done.next = self.ctrl.done.val();
         self.run_cycles.next = self.ctrl.run_cycles.val();
         self.array.clock.next = self.clock.val();
-        for r in self._rows..(self._rows + 1) {
+        for r in (self._tok_taps - 1)..self._tok_taps {
             // Activation feed: row i reads its bank i cycles after row 0, so row i's
             // activation enters the array one cycle after row i-1's.
             for i in 0..self._rows {
@@ -244,9 +250,8 @@ impl Logic for Core {
                 self.feed_swap[i].d.next = self.feed_swap[i - 1].q.val();
                 self.load_token[i].d.next = self.load_token[i - 1].q.val();
             }
-            // Accumulator tokens wait rows + 1 cycles: lane 0 sees a row's token one cycle
-            // before that row's partial sum leaves column 0.
-            for s in 0..(self._rows + 1) {
+            // Accumulator tokens wait `_tok_taps` cycles (see `new`).
+            for s in 0..self._tok_taps {
                 self.tok_valid[s].clock.next = self.clock.val();
                 self.tok_first[s].clock.next = self.clock.val();
                 self.tok_last[s].clock.next = self.clock.val();
@@ -258,7 +263,7 @@ impl Logic for Core {
             self.tok_last[0].d.next = self.ctrl.tok_last.val();
             self.tok_row[0].d.next = self.ctrl.tok_row.val();
             self.tok_out[0].d.next = self.ctrl.tok_out.val();
-            for s in 1..(self._rows + 1) {
+            for s in 1..self._tok_taps {
                 self.tok_valid[s].d.next = self.tok_valid[s - 1].q.val();
                 self.tok_first[s].d.next = self.tok_first[s - 1].q.val();
                 self.tok_last[s].d.next = self.tok_last[s - 1].q.val();

@@ -14,3 +14,10 @@ pub mod uart;
 
 #[cfg(test)]
 pub(crate) mod testing;
+
+use rust_hdl::prelude::{Synth, DFF};
+
+/// `n` flip-flops (a register per lane, row or stage).
+pub(crate) fn dffs<T: Synth>(n: usize) -> Vec<DFF<T>> {
+    (0..n).map(|_| DFF::default()).collect()
+}
