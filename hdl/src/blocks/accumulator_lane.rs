@@ -492,30 +492,27 @@ mod tests {
         }
     }
 
+    /// `tiles` K-tiles of partial sums for a lane of kind `reg`.
+    fn psums(reg: bool, tiles: std::ops::Range<usize>) -> impl Strategy<Value = (usize, Vec<i16>)> {
+        tiles.prop_flat_map(move |k| (Just(k), proptest::collection::vec(psum(), k * rows(reg))))
+    }
+
     /// A lane kind, with `tiles` K-tiles of partial sums for it.
     fn lane_case(tiles: std::ops::Range<usize>) -> impl Strategy<Value = (bool, usize, Vec<i16>)> {
-        (any::<bool>(), tiles).prop_flat_map(|(reg, k)| {
-            (
-                Just(reg),
-                Just(k),
-                proptest::collection::vec(psum(), k * rows(reg)),
-            )
-        })
+        any::<bool>()
+            .prop_flat_map(move |reg| (Just(reg), psums(reg, tiles.clone())))
+            .prop_map(|(reg, (k, p))| (reg, k, p))
     }
 
     proptest! {
         #[test]
         fn back_to_back_runs_accumulate_like_wrapping_i32(
-            (reg, k1, p1, k2_seed) in lane_case(1..5).prop_flat_map(|(reg, k, p)| {
-                (Just(reg), Just(k), Just(p), 1usize..5)
-            }),
-            p2_seed in proptest::collection::vec(psum(), 4 * 4),
+            (reg, (k1, p1), (k2, p2)) in any::<bool>()
+                .prop_flat_map(|reg| (Just(reg), psums(reg, 1..5), psums(reg, 1..5)))
         ) {
-            let k2 = k2_seed;
-            let p2 = &p2_seed[..k2 * rows(reg)];
             let mut lane = fresh_lane(reg);
             prop_assert_eq!(run_on(&mut lane, reg, k1, &p1), expected(reg, k1, &p1));
-            prop_assert_eq!(run_on(&mut lane, reg, k2, p2), expected(reg, k2, p2));
+            prop_assert_eq!(run_on(&mut lane, reg, k2, &p2), expected(reg, k2, &p2));
         }
 
         #[test]
