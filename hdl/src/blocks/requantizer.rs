@@ -7,15 +7,24 @@
 //!
 //! The 48-bit arithmetic is beyond rust-hdl's 16-bit multiplier and fast bit vectors, so this
 //! block is written directly: [`requantize`] is its simulation model and `hdl()` the same
-//! function in Verilog, split over the two stages as [`requantize_staged`] shows (and its
-//! test proves equal): stage 1 registers the product and the clamp thresholds, which depend on
-//! the shift alone; stage 2 compares the product with them and picks the output byte straight
-//! from the product's bits, so no cycle holds a 48-bit add followed by a 48-bit shift.
+//! function in Verilog, split over three steps as [`requantize_staged`] shows (and its test
+//! proves equal), so that no cycle holds more than one multiplier, one carry chain or one
+//! comparison:
+//!
+//! 1. the two 16 x 16 partial products ([`partial_products`]: the value's low half unsigned,
+//!    its high half signed), one block multiplier each, into registers;
+//! 2. their sum, the 48-bit product, and the clamp thresholds (functions of the shift alone),
+//!    into registers;
+//! 3. (no register) the product compared with the thresholds and the byte taken straight from
+//!    its bits. The outputs leave this step unregistered, for the memory's write port to
+//!    register: the result is written at the same clock edge as when the block had two
+//!    stages and registered outputs, so the run takes the same cycles.
 
 use crate::config::ACC_BITS;
 use rust_hdl::prelude::*;
 
-/// Cycles from `in_valid` to `out_valid`.
+/// Cycles from `in_valid` to `out_valid` (the outputs are driven by the second stage's
+/// registers, and written by the memory at the end of that cycle).
 pub const REQUANT_LATENCY: usize = 2;
 
 /// The requantization function (simulation model of the block; see module docs).
@@ -27,26 +36,34 @@ pub fn requantize(value: i32, mult: u16, shift: u8, relu: bool) -> i8 {
     ((product + round) >> shift).clamp(lo, 127) as i8
 }
 
-/// Stage 1 of the Verilog: the product and the thresholds it is compared with.
-/// `(product, t_hi, t_lo)`: the result clamps to 127 when `product >= t_hi` and to the low
-/// bound when `product < t_lo`.
-pub fn requantize_stage1(value: i32, mult: u16, shift: u8, relu: bool) -> (i64, i64, i64) {
+/// Step 1 of the Verilog: `(low, high)` with `low = (value & 0xFFFF) * mult` (unsigned, 32
+/// bits) and `high = (value >> 16) * mult` (signed, fits 32 bits), so that
+/// `value * mult = high * 2^16 + low`.
+pub fn partial_products(value: i32, mult: u16) -> (u32, i32) {
+    let low = (value as u32 & 0xFFFF) * mult as u32;
+    let high = (value >> 16) * mult as i32;
+    (low, high)
+}
+
+/// Step 2 of the Verilog: the product from its partials, and the thresholds it is compared
+/// with. `(product, t_hi, t_lo)`: the result clamps to 127 when `product >= t_hi` and to the
+/// low bound when `product < t_lo`.
+pub fn requantize_stage2(low: u32, high: i32, shift: u8, relu: bool) -> (i64, i64, i64) {
     let shift = shift.min(31);
     let round = if shift > 0 { 1i64 << (shift - 1) } else { 0 };
     let lo: i64 = if relu { 0 } else { -128 };
     // (p + round) >> s > 127  <=>  p >= 128 * 2^s - round;  (p + round) >> s < lo  <=>
     // p < lo * 2^s - round.
     (
-        value as i64 * mult as i64,
+        ((high as i64) << 16) + low as i64,
         (128i64 << shift) - round,
         (lo << shift) - round,
     )
 }
 
-/// [`requantize`] computed as the Verilog does, over its two stages: the unclamped byte is
-/// bits `shift + 7 ..= shift` of the product plus its bit `shift - 1` (the rounding).
-pub fn requantize_staged(value: i32, mult: u16, shift: u8, relu: bool) -> i8 {
-    let (product, t_hi, t_lo) = requantize_stage1(value, mult, shift, relu);
+/// Step 3 of the Verilog: compare, and take the unclamped byte from bits
+/// `shift + 7 ..= shift` of the product plus its bit `shift - 1` (the rounding).
+pub fn requantize_stage3(product: i64, t_hi: i64, t_lo: i64, shift: u8, relu: bool) -> i8 {
     let shift = shift.min(31);
     let body = (product >> shift) as u8;
     let round_bit = if shift > 0 {
@@ -67,7 +84,14 @@ pub fn requantize_staged(value: i32, mult: u16, shift: u8, relu: bool) -> i8 {
     }
 }
 
-/// Two-stage requantizer for one lane.
+/// [`requantize`] computed as the Verilog does, over its three steps.
+pub fn requantize_staged(value: i32, mult: u16, shift: u8, relu: bool) -> i8 {
+    let (low, high) = partial_products(value, mult);
+    let (product, t_hi, t_lo) = requantize_stage2(low, high, shift, relu);
+    requantize_stage3(product, t_hi, t_lo, shift, relu)
+}
+
+/// Requantizer for one lane: two register stages, outputs straight from the second.
 #[derive(LogicBlock, Default)]
 pub struct Requantizer {
     /// Clock.
@@ -78,44 +102,55 @@ pub struct Requantizer {
     pub in_value: Signal<In, Bits<ACC_BITS>>,
     /// Its output address (passed through).
     pub in_addr: Signal<In, Bits<16>>,
-    /// Multiplier (unsigned).
+    /// Multiplier (unsigned). Held for the whole run.
     pub mult: Signal<In, Bits<16>>,
-    /// Right shift, 0..=31.
+    /// Right shift, 0..=31. Held for the whole run.
     pub shift: Signal<In, Bits<5>>,
-    /// Clamp at zero instead of -128.
+    /// Clamp at zero instead of -128. Held for the whole run.
     pub relu: Signal<In, bool>,
-    /// Output valid, `REQUANT_LATENCY` cycles after `in_valid`.
+    /// Output valid, `REQUANT_LATENCY` cycles after `in_valid` (unregistered: for a memory's
+    /// write enable).
     pub out_valid: Signal<Out, bool>,
-    /// The int32 value, delayed.
+    /// The int32 value, delayed (unregistered).
     pub out_raw: Signal<Out, Bits<ACC_BITS>>,
-    /// The requantized int8.
+    /// The requantized int8 (unregistered).
     pub out_byte: Signal<Out, Bits<8>>,
-    /// The address, delayed.
+    /// The address, delayed (unregistered).
     pub out_addr: Signal<Out, Bits<16>>,
+    // Simulation state: stage 1 (valid, raw, addr, low and high partial products) and stage
+    // 2 (valid, raw, addr, byte).
+    _partials: (bool, u32, u16, u32, i32),
     _stage: (bool, u32, u16, i8),
 }
 
 impl Logic for Requantizer {
     fn update(&mut self) {
         if self.clock.pos_edge() {
-            let (valid, raw, addr, byte) = self._stage;
-            self.out_valid.next = valid;
-            self.out_raw.next = (raw as u64).into();
-            self.out_addr.next = (addr as u64).into();
-            self.out_byte.next = (byte as u8 as u64).into();
-            let value = self.in_value.val().to_u64() as u32;
+            let (valid, raw, addr, low, high) = self._partials;
+            let shift = self.shift.val().to_u64() as u8;
+            let relu = self.relu.val();
+            let (product, t_hi, t_lo) = requantize_stage2(low, high, shift, relu);
             self._stage = (
+                valid,
+                raw,
+                addr,
+                requantize_stage3(product, t_hi, t_lo, shift, relu),
+            );
+            let value = self.in_value.val().to_u64() as u32;
+            let (low, high) = partial_products(value as i32, self.mult.val().to_u64() as u16);
+            self._partials = (
                 self.in_valid.val(),
                 value,
                 self.in_addr.val().to_u64() as u16,
-                requantize(
-                    value as i32,
-                    self.mult.val().to_u64() as u16,
-                    self.shift.val().to_u64() as u8,
-                    self.relu.val(),
-                ),
+                low,
+                high,
             );
         }
+        let (valid, raw, addr, byte) = self._stage;
+        self.out_valid.next = valid;
+        self.out_raw.next = (raw as u64).into();
+        self.out_addr.next = (addr as u64).into();
+        self.out_byte.next = (byte as u8 as u64).into();
     }
 
     fn connect(&mut self) {
@@ -128,6 +163,11 @@ impl Logic for Requantizer {
     fn hdl(&self) -> Verilog {
         Verilog::Custom(
             "\
+reg q_valid;
+reg [31:0] q_raw;
+reg [15:0] q_addr;
+reg [31:0] q_low;
+reg signed [31:0] q_high;
 reg s_valid;
 reg [31:0] s_raw;
 reg [15:0] s_addr;
@@ -136,35 +176,45 @@ reg signed [47:0] s_t_hi;
 reg signed [47:0] s_t_lo;
 reg [4:0] s_shift;
 reg s_relu;
-// Stage 1: the product, and the thresholds (functions of the shift alone).
-wire signed [47:0] product = $signed(in_value) * $signed({1'b0, mult});
+// Step 1: the partial products, one 16 x 16 block multiplier each.
+wire [31:0] low_product = in_value[15:0] * mult;
+wire signed [31:0] high_product = $signed(in_value[31:16]) * $signed({1'b0, mult});
+// Step 2: the product, and the thresholds (functions of the shift alone).
+wire signed [47:0] product = {q_high, 16'd0} + {16'd0, q_low};
 wire signed [47:0] round = (shift == 5'd0) ? 48'sd0 : (48'sd1 <<< (shift - 5'd1));
 wire signed [47:0] t_hi = (48'sd128 <<< shift) - round;
 wire signed [47:0] t_lo = (relu ? 48'sd0 : (-48'sd128 <<< shift)) - round;
-// Stage 2: compare, and take the byte from the product's bits.
+// Step 3: compare, and take the byte from the product's bits.
 wire [47:0] shifted = s_product >>> s_shift;
 wire round_bit = (s_shift == 5'd0) ? 1'b0 : s_product[s_shift - 5'd1];
 wire [7:0] body = shifted[7:0] + {7'd0, round_bit};
 wire [7:0] clamped = (s_product >= s_t_hi) ? 8'd127
                    : (s_product < s_t_lo) ? (s_relu ? 8'd0 : 8'h80) : body;
 initial begin
+   q_valid = 0; q_raw = 0; q_addr = 0; q_low = 0; q_high = 0;
    s_valid = 0; s_raw = 0; s_addr = 0; s_product = 0; s_t_hi = 0; s_t_lo = 0;
    s_shift = 0; s_relu = 0;
-   out_valid = 0; out_raw = 0; out_addr = 0; out_byte = 0;
+end
+always @(*) begin
+   out_valid = s_valid;
+   out_raw = s_raw;
+   out_addr = s_addr;
+   out_byte = clamped;
 end
 always @(posedge clock) begin
-   out_valid <= s_valid;
-   out_raw <= s_raw;
-   out_addr <= s_addr;
-   out_byte <= clamped;
-   s_valid <= in_valid;
-   s_raw <= in_value;
-   s_addr <= in_addr;
+   s_valid <= q_valid;
+   s_raw <= q_raw;
+   s_addr <= q_addr;
    s_product <= product;
    s_t_hi <= t_hi;
    s_t_lo <= t_lo;
    s_shift <= shift;
    s_relu <= relu;
+   q_valid <= in_valid;
+   q_raw <= in_value;
+   q_addr <= in_addr;
+   q_low <= low_product;
+   q_high <= high_product;
 end
 "
             .into(),
@@ -215,10 +265,17 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(20_000))]
-        /// The Verilog's two-stage arithmetic equals the function, shifts out of range included.
+        /// The Verilog's three-step arithmetic equals the function, shifts out of range included.
         #[test]
         fn staged_equals_the_function(v in value(), m in multiplier(), s in 0u8..=40, relu in any::<bool>()) {
             prop_assert_eq!(requantize_staged(v, m, s, relu), requantize(v, m, s, relu));
+        }
+
+        /// The partial products are exact in their 32 bits and sum to the whole product.
+        #[test]
+        fn partial_products_sum_to_the_product(v in value(), m in multiplier()) {
+            let (low, high) = partial_products(v, m);
+            prop_assert_eq!(((high as i64) << 16) + low as i64, v as i64 * m as i64);
         }
     }
 
@@ -228,7 +285,7 @@ mod tests {
         for shift in 0u8..=31 {
             for relu in [false, true] {
                 for mult in [1u16, 3, 255, 32768, u16::MAX] {
-                    let (_, hi, lo) = requantize_stage1(0, mult, shift, relu);
+                    let (_, hi, lo) = requantize_stage2(0, 0, shift, relu);
                     let step = 1i64 << shift;
                     for target in [hi, lo, hi - step / 2, lo + step / 2, 0] {
                         let centre = target / mult as i64;
@@ -242,6 +299,32 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn partial_products_are_exact_at_the_extremes() {
+        for v in [
+            i32::MIN,
+            i32::MIN + 1,
+            -65536,
+            -65535,
+            -1,
+            0,
+            1,
+            65535,
+            65536,
+            i32::MAX,
+        ] {
+            for m in [0u16, 1, 2, 32768, u16::MAX] {
+                let (low, high) = partial_products(v, m);
+                assert_eq!(
+                    ((high as i64) << 16) + low as i64,
+                    v as i64 * m as i64,
+                    "{v} * {m}"
+                );
+                assert_eq!(high as i64, (v as i64 >> 16) * m as i64, "{v} * {m}: high");
             }
         }
     }
