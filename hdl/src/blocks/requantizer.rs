@@ -13,10 +13,11 @@
 //!
 //! 1. the two 16 x 16 partial products ([`partial_products`]: the value's low half unsigned,
 //!    its high half signed), one block multiplier each, into registers;
-//! 2. their sum, the 48-bit product, and the clamp thresholds (functions of the shift alone),
-//!    into registers;
-//! 3. (no register) the product compared with the thresholds and the byte taken straight from
-//!    its bits. The outputs leave this step unregistered, for the memory's write port to
+//! 2. their sum, the 48-bit product, and the nine bits of it the byte is made of (bits
+//!    `shift + 7 ..= shift - 1`, one shifter on the sum), with the clamp thresholds (functions
+//!    of the shift alone), into registers;
+//! 3. (no register) the product compared with the thresholds, and the byte rounded from its
+//!    nine bits. The outputs leave this step unregistered, for the memory's write port to
 //!    register: the result is written at the same clock edge as when the block had two
 //!    stages and registered outputs, so the run takes the same cycles.
 
@@ -45,32 +46,30 @@ pub fn partial_products(value: i32, mult: u16) -> (u32, i32) {
     (low, high)
 }
 
-/// Step 2 of the Verilog: the product from its partials, and the thresholds it is compared
-/// with. `(product, t_hi, t_lo)`: the result clamps to 127 when `product >= t_hi` and to the
-/// low bound when `product < t_lo`.
-pub fn requantize_stage2(low: u32, high: i32, shift: u8, relu: bool) -> (i64, i64, i64) {
+/// Step 2 of the Verilog: the product from its partials, the window of it the byte is
+/// made of, and the thresholds it is compared with. `(product, window, t_hi, t_lo)`: `window`
+/// holds bits `shift + 7 ..= shift - 1` of the product (bit 0 is 0 for `shift = 0`); the
+/// result clamps to 127 when `product >= t_hi` and to the low bound when `product < t_lo`.
+pub fn requantize_stage2(low: u32, high: i32, shift: u8, relu: bool) -> (i64, u16, i64, i64) {
     let shift = shift.min(31);
     let round = if shift > 0 { 1i64 << (shift - 1) } else { 0 };
     let lo: i64 = if relu { 0 } else { -128 };
+    let product = ((high as i64) << 16) + low as i64;
     // (p + round) >> s > 127  <=>  p >= 128 * 2^s - round;  (p + round) >> s < lo  <=>
     // p < lo * 2^s - round.
     (
-        ((high as i64) << 16) + low as i64,
+        product,
+        (((product << 1) >> shift) & 0x1FF) as u16,
         (128i64 << shift) - round,
         (lo << shift) - round,
     )
 }
 
-/// Step 3 of the Verilog: compare, and take the unclamped byte from bits
-/// `shift + 7 ..= shift` of the product plus its bit `shift - 1` (the rounding).
-pub fn requantize_stage3(product: i64, t_hi: i64, t_lo: i64, shift: u8, relu: bool) -> i8 {
-    let shift = shift.min(31);
-    let body = (product >> shift) as u8;
-    let round_bit = if shift > 0 {
-        (product >> (shift - 1)) & 1
-    } else {
-        0
-    };
+/// Step 3 of the Verilog: compare, and round the byte from the window: its bits 8..=1 plus
+/// its bit 0 (the product's bit `shift - 1`).
+pub fn requantize_stage3(product: i64, window: u16, t_hi: i64, t_lo: i64, relu: bool) -> i8 {
+    let body = (window >> 1) as u8;
+    let round_bit = (window & 1) as u8;
     if product >= t_hi {
         127
     } else if product < t_lo {
@@ -80,15 +79,15 @@ pub fn requantize_stage3(product: i64, t_hi: i64, t_lo: i64, shift: u8, relu: bo
             -128
         }
     } else {
-        body.wrapping_add(round_bit as u8) as i8
+        body.wrapping_add(round_bit) as i8
     }
 }
 
 /// [`requantize`] computed as the Verilog does, over its three steps.
 pub fn requantize_staged(value: i32, mult: u16, shift: u8, relu: bool) -> i8 {
     let (low, high) = partial_products(value, mult);
-    let (product, t_hi, t_lo) = requantize_stage2(low, high, shift, relu);
-    requantize_stage3(product, t_hi, t_lo, shift, relu)
+    let (product, window, t_hi, t_lo) = requantize_stage2(low, high, shift, relu);
+    requantize_stage3(product, window, t_hi, t_lo, relu)
 }
 
 /// Requantizer for one lane: two register stages, outputs straight from the second.
@@ -129,12 +128,12 @@ impl Logic for Requantizer {
             let (valid, raw, addr, low, high) = self._partials;
             let shift = self.shift.val().to_u64() as u8;
             let relu = self.relu.val();
-            let (product, t_hi, t_lo) = requantize_stage2(low, high, shift, relu);
+            let (product, window, t_hi, t_lo) = requantize_stage2(low, high, shift, relu);
             self._stage = (
                 valid,
                 raw,
                 addr,
-                requantize_stage3(product, t_hi, t_lo, shift, relu),
+                requantize_stage3(product, window, t_hi, t_lo, relu),
             );
             let value = self.in_value.val().to_u64() as u32;
             let (low, high) = partial_products(value as i32, self.mult.val().to_u64() as u16);
@@ -174,26 +173,27 @@ reg [15:0] s_addr;
 reg signed [47:0] s_product;
 reg signed [47:0] s_t_hi;
 reg signed [47:0] s_t_lo;
-reg [4:0] s_shift;
+reg [8:0] s_window;
 reg s_relu;
 // Step 1: the partial products, one 16 x 16 block multiplier each.
 wire [31:0] low_product = in_value[15:0] * mult;
 wire signed [31:0] high_product = $signed(in_value[31:16]) * $signed({1'b0, mult});
-// Step 2: the product, and the thresholds (functions of the shift alone).
+// Step 2: the product, its bits shift + 7 ..= shift - 1, and the thresholds (functions of
+// the shift alone).
 wire signed [47:0] product = {q_high, 16'd0} + {16'd0, q_low};
+wire [48:0] product_x2 = {product, 1'b0};
+wire [48:0] shifted = product_x2 >> shift;
 wire signed [47:0] round = (shift == 5'd0) ? 48'sd0 : (48'sd1 <<< (shift - 5'd1));
 wire signed [47:0] t_hi = (48'sd128 <<< shift) - round;
 wire signed [47:0] t_lo = (relu ? 48'sd0 : (-48'sd128 <<< shift)) - round;
-// Step 3: compare, and take the byte from the product's bits.
-wire [47:0] shifted = s_product >>> s_shift;
-wire round_bit = (s_shift == 5'd0) ? 1'b0 : s_product[s_shift - 5'd1];
-wire [7:0] body = shifted[7:0] + {7'd0, round_bit};
+// Step 3: compare, and round the byte.
+wire [7:0] body = s_window[8:1] + {7'd0, s_window[0]};
 wire [7:0] clamped = (s_product >= s_t_hi) ? 8'd127
                    : (s_product < s_t_lo) ? (s_relu ? 8'd0 : 8'h80) : body;
 initial begin
    q_valid = 0; q_raw = 0; q_addr = 0; q_low = 0; q_high = 0;
    s_valid = 0; s_raw = 0; s_addr = 0; s_product = 0; s_t_hi = 0; s_t_lo = 0;
-   s_shift = 0; s_relu = 0;
+   s_window = 0; s_relu = 0;
 end
 always @(*) begin
    out_valid = s_valid;
@@ -208,7 +208,7 @@ always @(posedge clock) begin
    s_product <= product;
    s_t_hi <= t_hi;
    s_t_lo <= t_lo;
-   s_shift <= shift;
+   s_window <= shifted[8:0];
    s_relu <= relu;
    q_valid <= in_valid;
    q_raw <= in_value;
@@ -285,7 +285,7 @@ mod tests {
         for shift in 0u8..=31 {
             for relu in [false, true] {
                 for mult in [1u16, 3, 255, 32768, u16::MAX] {
-                    let (_, hi, lo) = requantize_stage2(0, 0, shift, relu);
+                    let (_, _, hi, lo) = requantize_stage2(0, 0, shift, relu);
                     let step = 1i64 << shift;
                     for target in [hi, lo, hi - step / 2, lo + step / 2, 0] {
                         let centre = target / mult as i64;
