@@ -12,14 +12,16 @@
 //! comparison:
 //!
 //! 1. the two 16 x 16 partial products ([`partial_products`]: the value's low half unsigned,
-//!    its high half signed), one block multiplier each, into registers;
-//! 2. their sum, the 48-bit product, and the nine bits of it the byte is made of (bits
-//!    `shift + 7 ..= shift - 1`, one shifter on the sum), with the clamp thresholds (functions
-//!    of the shift alone), into registers;
-//! 3. (no register) the product compared with the thresholds, and the byte rounded from its
-//!    nine bits. The outputs leave this step unregistered, for the memory's write port to
-//!    register: the result is written at the same clock edge as when the block had two
-//!    stages and registered outputs, so the run takes the same cycles.
+//!    its high half signed), one block multiplier each, and the negated clamp thresholds
+//!    (functions of the shift alone), into registers;
+//! 2. the nine bits of the product the byte is made of (bits `shift + 7 ..= shift - 1`: one
+//!    carry chain for the sum, one shifter), and the two clamp decisions, each the sign of
+//!    `product - threshold`, summed from the two partials and the negated threshold by a
+//!    carry-save step and one carry chain, into registers;
+//! 3. (no register) the byte rounded from its nine bits, or clamped. The outputs leave this
+//!    step unregistered, for the memory's write port to register: the result is written at
+//!    the same clock edge as when the block had two stages and registered outputs, so the
+//!    run takes the same cycles.
 
 use crate::config::ACC_BITS;
 use rust_hdl::prelude::*;
@@ -46,33 +48,44 @@ pub fn partial_products(value: i32, mult: u16) -> (u32, i32) {
     (low, high)
 }
 
-/// Step 2 of the Verilog: the product from its partials, the window of it the byte is
-/// made of, and the thresholds it is compared with. `(product, window, t_hi, t_lo)`: `window`
-/// holds bits `shift + 7 ..= shift - 1` of the product (bit 0 is 0 for `shift = 0`); the
-/// result clamps to 127 when `product >= t_hi` and to the low bound when `product < t_lo`.
-pub fn requantize_stage2(low: u32, high: i32, shift: u8, relu: bool) -> (i64, u16, i64, i64) {
+/// Step 1's thresholds, negated: `(-t_hi, -t_lo)`. The result clamps to 127 when
+/// `product >= t_hi` and to the low bound when `product < t_lo`.
+pub fn negated_thresholds(shift: u8, relu: bool) -> (i64, i64) {
     let shift = shift.min(31);
     let round = if shift > 0 { 1i64 << (shift - 1) } else { 0 };
     let lo: i64 = if relu { 0 } else { -128 };
-    let product = ((high as i64) << 16) + low as i64;
     // (p + round) >> s > 127  <=>  p >= 128 * 2^s - round;  (p + round) >> s < lo  <=>
     // p < lo * 2^s - round.
+    (round - (128i64 << shift), round - (lo << shift))
+}
+
+/// Step 2 of the Verilog: `(window, clamp_hi, clamp_lo)`. `window` holds bits
+/// `shift + 7 ..= shift - 1` of the product (bit 0 is 0 for `shift = 0`); `clamp_hi` is
+/// `product >= t_hi`, `clamp_lo` is `product < t_lo`.
+pub fn requantize_stage2(
+    low: u32,
+    high: i32,
+    neg_t_hi: i64,
+    neg_t_lo: i64,
+    shift: u8,
+) -> (u16, bool, bool) {
+    let shift = shift.min(31);
+    let product = ((high as i64) << 16) + low as i64;
     (
-        product,
         (((product << 1) >> shift) & 0x1FF) as u16,
-        (128i64 << shift) - round,
-        (lo << shift) - round,
+        product + neg_t_hi >= 0,
+        product + neg_t_lo < 0,
     )
 }
 
-/// Step 3 of the Verilog: compare, and round the byte from the window: its bits 8..=1 plus
-/// its bit 0 (the product's bit `shift - 1`).
-pub fn requantize_stage3(product: i64, window: u16, t_hi: i64, t_lo: i64, relu: bool) -> i8 {
+/// Step 3 of the Verilog: the byte rounded from the window (its bits 8..=1 plus its bit 0,
+/// the product's bit `shift - 1`), or clamped.
+pub fn requantize_stage3(window: u16, clamp_hi: bool, clamp_lo: bool, relu: bool) -> i8 {
     let body = (window >> 1) as u8;
     let round_bit = (window & 1) as u8;
-    if product >= t_hi {
+    if clamp_hi {
         127
-    } else if product < t_lo {
+    } else if clamp_lo {
         if relu {
             0
         } else {
@@ -86,8 +99,9 @@ pub fn requantize_stage3(product: i64, window: u16, t_hi: i64, t_lo: i64, relu: 
 /// [`requantize`] computed as the Verilog does, over its three steps.
 pub fn requantize_staged(value: i32, mult: u16, shift: u8, relu: bool) -> i8 {
     let (low, high) = partial_products(value, mult);
-    let (product, window, t_hi, t_lo) = requantize_stage2(low, high, shift, relu);
-    requantize_stage3(product, window, t_hi, t_lo, relu)
+    let (neg_t_hi, neg_t_lo) = negated_thresholds(shift, relu);
+    let (window, clamp_hi, clamp_lo) = requantize_stage2(low, high, neg_t_hi, neg_t_lo, shift);
+    requantize_stage3(window, clamp_hi, clamp_lo, relu)
 }
 
 /// Requantizer for one lane: two register stages, outputs straight from the second.
@@ -116,39 +130,74 @@ pub struct Requantizer {
     pub out_byte: Signal<Out, Bits<8>>,
     /// The address, delayed (unregistered).
     pub out_addr: Signal<Out, Bits<16>>,
-    // Simulation state: stage 1 (valid, raw, addr, low and high partial products) and stage
-    // 2 (valid, raw, addr, byte).
-    _partials: (bool, u32, u16, u32, i32),
-    _stage: (bool, u32, u16, i8),
+    // Simulation state: stage 1 and stage 2, as the Verilog's registers.
+    _q: Stage1,
+    _s: Stage2,
+}
+
+/// The registers of step 1 (simulation model).
+#[derive(Clone, Copy, Default)]
+struct Stage1 {
+    valid: bool,
+    raw: u32,
+    addr: u16,
+    low: u32,
+    high: i32,
+    neg_t_hi: i64,
+    neg_t_lo: i64,
+    shift: u8,
+    relu: bool,
+}
+
+/// The registers of step 2 (simulation model).
+#[derive(Clone, Copy, Default)]
+struct Stage2 {
+    valid: bool,
+    raw: u32,
+    addr: u16,
+    window: u16,
+    clamp_hi: bool,
+    clamp_lo: bool,
+    relu: bool,
 }
 
 impl Logic for Requantizer {
     fn update(&mut self) {
         if self.clock.pos_edge() {
-            let (valid, raw, addr, low, high) = self._partials;
+            let q = self._q;
+            let (window, clamp_hi, clamp_lo) =
+                requantize_stage2(q.low, q.high, q.neg_t_hi, q.neg_t_lo, q.shift);
+            self._s = Stage2 {
+                valid: q.valid,
+                raw: q.raw,
+                addr: q.addr,
+                window,
+                clamp_hi,
+                clamp_lo,
+                relu: q.relu,
+            };
+            let raw = self.in_value.val().to_u64() as u32;
+            let (low, high) = partial_products(raw as i32, self.mult.val().to_u64() as u16);
             let shift = self.shift.val().to_u64() as u8;
             let relu = self.relu.val();
-            let (product, window, t_hi, t_lo) = requantize_stage2(low, high, shift, relu);
-            self._stage = (
-                valid,
+            let (neg_t_hi, neg_t_lo) = negated_thresholds(shift, relu);
+            self._q = Stage1 {
+                valid: self.in_valid.val(),
                 raw,
-                addr,
-                requantize_stage3(product, window, t_hi, t_lo, relu),
-            );
-            let value = self.in_value.val().to_u64() as u32;
-            let (low, high) = partial_products(value as i32, self.mult.val().to_u64() as u16);
-            self._partials = (
-                self.in_valid.val(),
-                value,
-                self.in_addr.val().to_u64() as u16,
+                addr: self.in_addr.val().to_u64() as u16,
                 low,
                 high,
-            );
+                neg_t_hi,
+                neg_t_lo,
+                shift,
+                relu,
+            };
         }
-        let (valid, raw, addr, byte) = self._stage;
-        self.out_valid.next = valid;
-        self.out_raw.next = (raw as u64).into();
-        self.out_addr.next = (addr as u64).into();
+        let s = self._s;
+        self.out_valid.next = s.valid;
+        self.out_raw.next = (s.raw as u64).into();
+        self.out_addr.next = (s.addr as u64).into();
+        let byte = requantize_stage3(s.window, s.clamp_hi, s.clamp_lo, s.relu);
         self.out_byte.next = (byte as u8 as u64).into();
     }
 
@@ -167,33 +216,44 @@ reg [31:0] q_raw;
 reg [15:0] q_addr;
 reg [31:0] q_low;
 reg signed [31:0] q_high;
+reg signed [48:0] q_neg_t_hi;
+reg signed [48:0] q_neg_t_lo;
+reg [4:0] q_shift;
+reg q_relu;
 reg s_valid;
 reg [31:0] s_raw;
 reg [15:0] s_addr;
-reg signed [47:0] s_product;
-reg signed [47:0] s_t_hi;
-reg signed [47:0] s_t_lo;
 reg [8:0] s_window;
+reg s_clamp_hi;
+reg s_clamp_lo;
 reg s_relu;
-// Step 1: the partial products, one 16 x 16 block multiplier each.
+// Step 1: the partial products, one 16 x 16 block multiplier each; the thresholds, negated.
 wire [31:0] low_product = in_value[15:0] * mult;
 wire signed [31:0] high_product = $signed(in_value[31:16]) * $signed({1'b0, mult});
-// Step 2: the product, its bits shift + 7 ..= shift - 1, and the thresholds (functions of
-// the shift alone).
-wire signed [47:0] product = {q_high, 16'd0} + {16'd0, q_low};
-wire [48:0] product_x2 = {product, 1'b0};
-wire [48:0] shifted = product_x2 >> shift;
-wire signed [47:0] round = (shift == 5'd0) ? 48'sd0 : (48'sd1 <<< (shift - 5'd1));
-wire signed [47:0] t_hi = (48'sd128 <<< shift) - round;
-wire signed [47:0] t_lo = (relu ? 48'sd0 : (-48'sd128 <<< shift)) - round;
-// Step 3: compare, and round the byte.
+wire signed [48:0] round = (shift == 5'd0) ? 49'sd0 : (49'sd1 <<< (shift - 5'd1));
+wire signed [48:0] neg_t_hi = round - (49'sd128 <<< shift);
+wire signed [48:0] neg_t_lo = relu ? round : round + (49'sd128 <<< shift);
+// Step 2: the product's bits shift + 7 ..= shift - 1, and the signs of product - t_hi and
+// product - t_lo (49 bits: |product| < 2^47, |t| <= 2^38), each a carry-save step
+// (x + y + z = (x ^ y ^ z) + (majority << 1)) and one carry chain.
+wire [48:0] part_high = {q_high[31], q_high, 16'd0};
+wire [48:0] part_low = {17'd0, q_low};
+wire [47:0] product = part_high[47:0] + part_low[47:0];
+wire [48:0] shifted = {product, 1'b0} >> q_shift;
+wire [48:0] hi_sum = part_high ^ part_low ^ q_neg_t_hi;
+wire [48:0] hi_carry = (part_high & part_low) | (part_high & q_neg_t_hi) | (part_low & q_neg_t_hi);
+wire [48:0] hi_diff = hi_sum + {hi_carry[47:0], 1'b0};
+wire [48:0] lo_sum = part_high ^ part_low ^ q_neg_t_lo;
+wire [48:0] lo_carry = (part_high & part_low) | (part_high & q_neg_t_lo) | (part_low & q_neg_t_lo);
+wire [48:0] lo_diff = lo_sum + {lo_carry[47:0], 1'b0};
+// Step 3: round the byte, or clamp it.
 wire [7:0] body = s_window[8:1] + {7'd0, s_window[0]};
-wire [7:0] clamped = (s_product >= s_t_hi) ? 8'd127
-                   : (s_product < s_t_lo) ? (s_relu ? 8'd0 : 8'h80) : body;
+wire [7:0] clamped = s_clamp_hi ? 8'd127 : s_clamp_lo ? (s_relu ? 8'd0 : 8'h80) : body;
 initial begin
-   q_valid = 0; q_raw = 0; q_addr = 0; q_low = 0; q_high = 0;
-   s_valid = 0; s_raw = 0; s_addr = 0; s_product = 0; s_t_hi = 0; s_t_lo = 0;
-   s_window = 0; s_relu = 0;
+   q_valid = 0; q_raw = 0; q_addr = 0; q_low = 0; q_high = 0; q_neg_t_hi = 0; q_neg_t_lo = 0;
+   q_shift = 0; q_relu = 0;
+   s_valid = 0; s_raw = 0; s_addr = 0; s_window = 0; s_clamp_hi = 0; s_clamp_lo = 0;
+   s_relu = 0;
 end
 always @(*) begin
    out_valid = s_valid;
@@ -205,16 +265,19 @@ always @(posedge clock) begin
    s_valid <= q_valid;
    s_raw <= q_raw;
    s_addr <= q_addr;
-   s_product <= product;
-   s_t_hi <= t_hi;
-   s_t_lo <= t_lo;
    s_window <= shifted[8:0];
-   s_relu <= relu;
+   s_clamp_hi <= ~hi_diff[48];
+   s_clamp_lo <= lo_diff[48];
+   s_relu <= q_relu;
    q_valid <= in_valid;
    q_raw <= in_value;
    q_addr <= in_addr;
    q_low <= low_product;
    q_high <= high_product;
+   q_neg_t_hi <= neg_t_hi;
+   q_neg_t_lo <= neg_t_lo;
+   q_shift <= shift;
+   q_relu <= relu;
 end
 "
             .into(),
@@ -285,7 +348,8 @@ mod tests {
         for shift in 0u8..=31 {
             for relu in [false, true] {
                 for mult in [1u16, 3, 255, 32768, u16::MAX] {
-                    let (_, _, hi, lo) = requantize_stage2(0, 0, shift, relu);
+                    let (neg_hi, neg_lo) = negated_thresholds(shift, relu);
+                    let (hi, lo) = (-neg_hi, -neg_lo);
                     let step = 1i64 << shift;
                     for target in [hi, lo, hi - step / 2, lo + step / 2, 0] {
                         let centre = target / mult as i64;
