@@ -217,8 +217,11 @@ impl Logic for Core {
                 self.load_token[i].clock.next = self.clock.val();
                 self.feed_valid_d[i].d.next = self.feed_valid[i].q.val();
                 self.feed_swap_d[i].d.next = self.feed_swap[i].q.val() & self.feed_valid[i].q.val();
+                // The bank reads for the array when its feed is valid, else for the host
+                // (which reads only between runs): the select is the row's own register,
+                // not one `busy` fanning out to every bank's address bits.
                 self.act_banks[i].read_address.next = self.host_rd_addr.val();
-                if self.ctrl.busy.val() {
+                if self.feed_valid[i].q.val() {
                     self.act_banks[i].read_address.next = self.feed_addr[i].q.val();
                 }
                 self.array.act_in[i].next = bits::<8>(0);
@@ -321,12 +324,13 @@ impl Logic for Core {
             self.lanes[j].tok_out_in.next = self.lanes[j - 1].tok_out_out.val();
         }
         // int8 results go to the activation bank of the same index (square arrays only).
+        // The requantizer writes when it has a byte; the host's writes (between runs) are
+        // blocked during a run by their enable above.
         for j in 0..self._square {
-            if self.ctrl.busy.val() {
+            if self.requants[j].out_valid.val() & self.int8_out.val() {
                 self.act_banks[j].write_address.next = self.requants[j].out_addr.val();
                 self.act_banks[j].write_data.next = self.requants[j].out_byte.val();
-                self.act_banks[j].write_enable.next =
-                    self.requants[j].out_valid.val() & self.int8_out.val();
+                self.act_banks[j].write_enable.next = true;
             }
         }
         // Host read: one byte of the word the memories read, registered on a load.
