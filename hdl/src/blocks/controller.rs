@@ -55,6 +55,8 @@ pub struct Controller {
     pub out_base: Signal<In, Bits<16>>,
     /// High while a run is in progress.
     pub busy: Signal<Out, bool>,
+    /// `busy` of the next cycle (for registered copies of `busy`).
+    pub busy_next: Signal<Out, bool>,
     /// One-cycle pulse in the last cycle of a run.
     pub done: Signal<Out, bool>,
     /// Cycles of the current (or last) run so far.
@@ -71,6 +73,8 @@ pub struct Controller {
     pub wt_start: Signal<Out, bool>,
     /// Weight word address.
     pub wt_addr: Signal<Out, Bits<16>>,
+    /// `wt_addr` of the next cycle (for registered copies of `wt_addr`).
+    pub wt_addr_next: Signal<Out, Bits<16>>,
     /// Accumulator token: the row issued this cycle is the first K-tile of its outputs.
     pub tok_first: Signal<Out, bool>,
     /// Accumulator token: the row issued this cycle is the last K-tile of its outputs.
@@ -136,6 +140,7 @@ impl Controller {
             wt_base: Default::default(),
             out_base: Default::default(),
             busy: Default::default(),
+            busy_next: Default::default(),
             done: Default::default(),
             run_cycles: Default::default(),
             act_valid: Default::default(),
@@ -144,6 +149,7 @@ impl Controller {
             wt_valid: Default::default(),
             wt_start: Default::default(),
             wt_addr: Default::default(),
+            wt_addr_next: Default::default(),
             tok_first: Default::default(),
             tok_last: Default::default(),
             tok_row: Default::default(),
@@ -353,13 +359,16 @@ impl Logic for Controller {
             self.state.d.next = RunState::Idle;
             self.drain_end.d.next = false;
         }
+        // The registers' next values, for copies kept outside (see `FanoutRegister`).
+        self.busy_next.next = self.state.d.val() != RunState::Idle;
+        self.wt_addr_next.next = self.wt_next.d.val();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blocks::testing::tick;
+    use crate::blocks::testing::{settle, tick};
 
     /// What the controller must issue in one Issue cycle, from the schedule in the module doc.
     #[derive(Debug, PartialEq)]
@@ -419,6 +428,16 @@ mod tests {
         }
     }
 
+    /// One clock cycle, checking that `busy_next` and `wt_addr_next` were the next cycle's
+    /// `busy` and `wt_addr`.
+    fn step(c: &mut Controller) {
+        settle(c);
+        let (busy, wt_addr) = (c.busy_next.val(), c.wt_addr_next.val());
+        tick(c, |b| &mut b.clock);
+        assert_eq!(c.busy.val(), busy, "busy_next");
+        assert_eq!(c.wt_addr.val(), wt_addr, "wt_addr_next");
+    }
+
     /// Runs one layer and checks every cycle against `schedule` and the cycle formula.
     fn check_run(c: &mut Controller, rows: usize, cols: usize, m: usize, kt: usize, nt: usize) {
         let cfg = crate::Config::new(rows, cols).unwrap();
@@ -429,7 +448,7 @@ mod tests {
         c.wt_base.next = 200.into();
         c.out_base.next = 300.into();
         c.start.next = true;
-        tick(c, |b| &mut b.clock);
+        step(c);
         c.start.next = false;
         let want = schedule(rows, cols, m, kt, nt);
         let shape = format!("{rows}x{cols}, m {m}, {kt} K-tiles, {nt} N-tiles");
@@ -439,7 +458,7 @@ mod tests {
                 "{shape}: issue cycle {cycle}"
             );
             assert_eq!(&observed(c), w, "{shape}: issue cycle {cycle}");
-            tick(c, |b| &mut b.clock);
+            step(c);
         }
         let drain = rows + cols + DRAIN_EXTRA;
         for cycle in 0..drain {
@@ -459,7 +478,7 @@ mod tests {
                 assert_eq!(total as u64, cfg.run_cycles(m, kt, nt), "{shape}");
                 assert_eq!(c.run_cycles.val().index() + 1, total, "{shape}");
             }
-            tick(c, |b| &mut b.clock);
+            step(c);
         }
         assert!(
             !c.busy.val() && !c.done.val(),
@@ -490,14 +509,14 @@ mod tests {
         c.k_tiles.next = 2.into();
         c.n_tiles.next = 2.into();
         c.start.next = true;
-        tick(&mut c, |b| &mut b.clock);
+        step(&mut c);
         c.start.next = false;
         for _ in 0..7 {
-            tick(&mut c, |b| &mut b.clock);
+            step(&mut c);
         }
         assert!(c.busy.val());
         c.reset.next = true;
-        tick(&mut c, |b| &mut b.clock);
+        step(&mut c);
         c.reset.next = false;
         assert!(!c.busy.val() && !c.act_valid.val() && !c.wt_valid.val());
         // A new run after the reset follows the schedule from its start.

@@ -19,6 +19,10 @@
 use super::accumulator_lane::AccumulatorLane;
 use super::controller::Controller;
 use super::dffs;
+use super::fanout::{FanoutRegister, LOADS_PER_COPY};
+
+// The weight RAMs' copies are picked with `j / 8`.
+const _: () = assert!(LOADS_PER_COPY == 8);
 use super::lane_ram::LaneRam;
 use super::read_select::ReadSelect;
 pub use super::read_select::{MEM_ACTS, MEM_RESULTS, MEM_WEIGHTS};
@@ -109,6 +113,9 @@ pub struct Core {
     tok_last: Vec<DFF<bool>>,
     tok_row: Vec<DFF<Bits<16>>>,
     tok_out: Vec<DFF<Bits<16>>>,
+    // Copies of the controller's `busy` and `wt_addr`, one per `LOADS_PER_COPY` weight RAMs.
+    busy_fan: FanoutRegister<bool>,
+    wt_addr_fan: FanoutRegister<Bits<16>>,
     read_select: ReadSelect,
     rd_byte: DFF<Bits<8>>,
     _rows: usize,
@@ -176,6 +183,11 @@ impl Core {
             tok_last: dffs(tok_taps),
             tok_row: dffs(tok_taps),
             tok_out: dffs(tok_taps),
+            busy_fan: FanoutRegister::new(FanoutRegister::<bool>::copies_for(cols, LOADS_PER_COPY)),
+            wt_addr_fan: FanoutRegister::new(FanoutRegister::<bool>::copies_for(
+                cols,
+                LOADS_PER_COPY,
+            )),
             read_select: ReadSelect::new(rows, cols),
             rd_byte: Default::default(),
             _rows: rows,
@@ -200,6 +212,10 @@ impl Logic for Core {
         self.ctrl.wt_base.next = self.wt_base.val();
         self.ctrl.out_base.next = self.out_base.val();
         self.busy.next = self.ctrl.busy.val();
+        self.busy_fan.clock.next = self.clock.val();
+        self.busy_fan.d.next = self.ctrl.busy_next.val();
+        self.wt_addr_fan.clock.next = self.clock.val();
+        self.wt_addr_fan.d.next = self.ctrl.wt_addr_next.val();
         self.done.next = self.ctrl.done.val();
         self.run_cycles.next = self.ctrl.run_cycles.val();
         self.array.clock.next = self.clock.val();
@@ -283,9 +299,12 @@ impl Logic for Core {
             // Weights: one row per cycle onto the code bus.
             self.weight_rams[j].clock.next = self.clock.val();
             self.weight_stage[j].clock.next = self.clock.val();
+            // The weight RAMs read for the array during a run (from copies of the controller's
+            // `busy` and `wt_addr`, each driving `LOADS_PER_COPY` RAMs: `j / 8`, as hdl_gen
+            // takes no constants in an index), else for the host.
             self.weight_rams[j].read_address.next = self.host_rd_addr.val();
-            if self.ctrl.busy.val() {
-                self.weight_rams[j].read_address.next = self.ctrl.wt_addr.val();
+            if self.busy_fan.q[j / 8].val() {
+                self.weight_rams[j].read_address.next = self.wt_addr_fan.q[j / 8].val();
             }
             self.array.code_in[j].next = self.weight_rams[j].read_data.val();
             self.weight_stage[j].d.next = self.weight_stage[j].q.val();

@@ -3,6 +3,7 @@
 pub mod accumulator_lane;
 pub mod controller;
 pub mod core;
+pub mod fanout;
 pub mod host_link;
 pub mod lane_ram;
 pub mod pe;
