@@ -75,8 +75,9 @@ impl DeviceInfo {
             max_m: word(16) as usize,
             clock_hz: word(20),
             frame_timeout_cycles: word(24),
-            // Not on the link: it changes neither results nor cycle counts.
+            // Not on the link: they change neither results nor run cycles.
             registered_acc_reads: false,
+            registered_host_reads: false,
         };
         config
             .validate()

@@ -162,9 +162,10 @@ pub struct Board {
     pub result_depth: usize,
     /// Accumulator depth (largest M).
     pub max_m: usize,
-    /// Accumulator RAM reads through a register (`Config::registered_acc_reads`): for block
-    /// RAMs whose read data arrives late (ECP5), and where flip-flops are cheap.
-    pub registered_acc_reads: bool,
+    /// Block RAM reads through a register, the accumulators' (`Config::registered_acc_reads`)
+    /// and the host's (`Config::registered_host_reads`): for block RAMs whose read data
+    /// arrives late (ECP5), and where flip-flops are cheap.
+    pub registered_ram_reads: bool,
     /// Chip resources.
     pub resources: Resources,
     /// How to program it.
@@ -245,7 +246,7 @@ pub const BOARDS: &[Board] = &[
         act_depth: 512,
         result_depth: 256,
         max_m: 256,
-        registered_acc_reads: false,
+        registered_ram_reads: false,
         resources: UP5K,
         programmer: Programmer::OpenFpgaLoader {
             board: "icebreaker",
@@ -283,7 +284,7 @@ pub const BOARDS: &[Board] = &[
         act_depth: 512,
         result_depth: 256,
         max_m: 256,
-        registered_acc_reads: false,
+        registered_ram_reads: false,
         resources: UP5K,
         programmer: Programmer::OpenFpgaLoaderCable { cable: "ft232" },
         ecppack_args: &[],
@@ -317,7 +318,7 @@ pub const BOARDS: &[Board] = &[
         act_depth: 2048,
         result_depth: 512,
         max_m: 512,
-        registered_acc_reads: true,
+        registered_ram_reads: true,
         resources: LFE5U_85F,
         programmer: Programmer::OpenFpgaLoader { board: "ulx3s" },
         ecppack_args: &["--compress"],
@@ -349,7 +350,7 @@ pub const BOARDS: &[Board] = &[
         act_depth: 1024,
         result_depth: 512,
         max_m: 512,
-        registered_acc_reads: true,
+        registered_ram_reads: true,
         resources: LFE5U_25F,
         programmer: Programmer::OpenFpgaLoader { board: "ulx3s" },
         ecppack_args: &["--compress"],
@@ -385,7 +386,7 @@ pub const BOARDS: &[Board] = &[
         act_depth: 1024,
         result_depth: 512,
         max_m: 512,
-        registered_acc_reads: true,
+        registered_ram_reads: true,
         resources: LFE5U_25F,
         programmer: Programmer::DfuUtil {
             usb_id: "1209:5af0",
@@ -439,7 +440,8 @@ impl Board {
             max_m: self.max_m,
             clock_hz: clock,
             frame_timeout_cycles: (clock / 20).max(4096),
-            registered_acc_reads: self.registered_acc_reads,
+            registered_acc_reads: self.registered_ram_reads,
+            registered_host_reads: self.registered_ram_reads,
             ..base
         };
         cfg.validate()?;
@@ -481,14 +483,15 @@ mod tests {
             // The DP16KD's late read data wants the register; an iCE40 flip-flop would take a
             // logic cell of its own (docs/architecture.md, accumulator lanes).
             assert_eq!(
-                b.registered_acc_reads,
+                b.registered_ram_reads,
                 b.family == Family::Ecp5,
                 "{}",
                 b.name
             );
             let cfg = b.config(4, 4, b.clock_hz).unwrap();
             assert_eq!(
-                cfg.registered_acc_reads, b.registered_acc_reads,
+                (cfg.registered_acc_reads, cfg.registered_host_reads),
+                (b.registered_ram_reads, b.registered_ram_reads),
                 "{}",
                 b.name
             );

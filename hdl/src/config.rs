@@ -62,6 +62,12 @@ pub struct Config {
     ///
     /// [`min_revisit_cycles`]: crate::blocks::accumulator_lane::min_revisit_cycles
     pub registered_acc_reads: bool,
+    /// Host reads (READ replies) take the memories' words through a register before the
+    /// byte multiplexer, and wait a cycle more for each word: for block RAMs whose read data
+    /// arrives late, where the multiplexer behind them would otherwise share the cycle with
+    /// the RAM's clock-to-out. Results and run cycles are the same either way (a READ reply
+    /// takes one cycle more per word), so `INFO` does not report it; boards choose it.
+    pub registered_host_reads: bool,
 }
 
 /// A configuration that cannot be built.
@@ -95,6 +101,7 @@ impl Config {
             clock_hz: 50_000_000,
             frame_timeout_cycles: 4096,
             registered_acc_reads: false,
+            registered_host_reads: false,
         };
         cfg.validate()?;
         Ok(cfg)

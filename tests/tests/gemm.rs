@@ -84,10 +84,12 @@ fn gemm_case(max_dim: usize) -> impl Strategy<Value = (usize, usize, usize, Vec<
     })
 }
 
-/// `cfg` with the accumulator lanes' RAM reads registered (as the ECP5 boards build it).
+/// `cfg` with the accumulator lanes' and the host's RAM reads registered (as the ECP5 boards
+/// build it).
 fn registered_reads(cfg: Config) -> Config {
     Config {
         registered_acc_reads: true,
+        registered_host_reads: true,
         ..cfg
     }
 }

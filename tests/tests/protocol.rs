@@ -222,6 +222,17 @@ proptest! {
     fn random_sessions_wide(requests in proptest::collection::vec((request(), fault()), 1..25)) {
         check_session(&small_config(4, 8), &requests);
     }
+
+    /// As the ECP5 boards build it: every READ reply through the registered words.
+    #[test]
+    fn random_sessions_registered_reads(requests in proptest::collection::vec((request(), fault()), 1..25)) {
+        let cfg = Config {
+            registered_acc_reads: true,
+            registered_host_reads: true,
+            ..small_config(4, 8)
+        };
+        check_session(&cfg, &requests);
+    }
 }
 
 /// A layer descriptor for `m` rows of one K-tile and one N-tile.

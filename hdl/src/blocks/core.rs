@@ -14,7 +14,8 @@
 //!
 //! The host link reaches every memory through the `host_*` ports while no run is in progress:
 //! writes are staged per lane and committed as whole words, reads load one byte chosen by a
-//! one-hot lane select ([`ReadSelect`]) into a register.
+//! one-hot lane select ([`ReadSelect`]) into a register (with `Config::registered_host_reads`,
+//! from a register of each memory's word, the link waiting a cycle more per word).
 
 use super::accumulator_lane::AccumulatorLane;
 use super::controller::Controller;
@@ -116,8 +117,15 @@ pub struct Core {
     // Copies of the controller's `busy` and `wt_addr`, one per `LOADS_PER_COPY` weight RAMs.
     busy_fan: FanoutRegister<bool>,
     wt_addr_fan: FanoutRegister<Bits<16>>,
+    // Registered host reads only (`Config::registered_host_reads`; else empty): the words
+    // the memories read, registered before the byte multiplexer.
+    rd_codes: Vec<DFF<Bits<2>>>,
+    rd_acts: Vec<DFF<Bits<8>>>,
+    rd_results: Vec<DFF<Bits<ACC_BITS>>>,
     read_select: ReadSelect,
     rd_byte: DFF<Bits<8>>,
+    _rd_rows: usize,
+    _rd_cols: usize,
     _rows: usize,
     _cols: usize,
     _tok_taps: usize,
@@ -132,6 +140,11 @@ impl Core {
         // Lane 0 sees a row's token one cycle before that row's partial sum leaves column 0,
         // or two with registered accumulator reads.
         let tok_taps = rows + 1 - usize::from(cfg.registered_acc_reads);
+        let (rd_rows, rd_cols) = if cfg.registered_host_reads {
+            (rows, cols)
+        } else {
+            (0, 0)
+        };
         Self {
             clock: Default::default(),
             reset: Default::default(),
@@ -188,8 +201,13 @@ impl Core {
                 cols,
                 LOADS_PER_COPY,
             )),
+            rd_codes: dffs(rd_cols),
+            rd_acts: dffs(rd_rows),
+            rd_results: dffs(rd_cols),
             read_select: ReadSelect::new(rows, cols),
             rd_byte: Default::default(),
+            _rd_rows: rd_rows,
+            _rd_cols: rd_cols,
             _rows: rows,
             _cols: cols,
             _tok_taps: tok_taps,
@@ -364,6 +382,21 @@ impl Logic for Core {
         }
         for i in 0..self._rows {
             self.read_select.acts[i].next = self.act_banks[i].read_data.val();
+        }
+        // Registered host reads: the multiplexer starts at flip-flops, not at the RAMs'
+        // late read data (the link waits a cycle more for each word).
+        for j in 0..self._rd_cols {
+            self.rd_codes[j].clock.next = self.clock.val();
+            self.rd_results[j].clock.next = self.clock.val();
+            self.rd_codes[j].d.next = self.weight_rams[j].read_data.val();
+            self.rd_results[j].d.next = self.result_rams[j].read_data.val();
+            self.read_select.codes[j].next = self.rd_codes[j].q.val();
+            self.read_select.results[j].next = self.rd_results[j].q.val();
+        }
+        for i in 0..self._rd_rows {
+            self.rd_acts[i].clock.next = self.clock.val();
+            self.rd_acts[i].d.next = self.act_banks[i].read_data.val();
+            self.read_select.acts[i].next = self.rd_acts[i].q.val();
         }
         self.rd_byte.clock.next = self.clock.val();
         self.rd_byte.d.next = self.rd_byte.q.val();

@@ -45,7 +45,7 @@ pub enum LinkState {
     TxLenLo,
     /// Sending the high length byte.
     TxLenHi,
-    /// Waiting one cycle for memory read data.
+    /// Waiting for memory read data: one cycle, or two with registered host reads.
     TxFetch,
     /// Sending payload bytes.
     TxPayload,
@@ -256,6 +256,11 @@ pub struct HostLink {
     // the next load takes.
     r_cur_last: DFF<bool>,
     r_end: DFF<bool>,
+    // Registered host reads (`Config::registered_host_reads`): TxFetch lasts two cycles, the
+    // second loading the byte (`fetch_waited`: the previous cycle was TxFetch).
+    k_fetch_wait: Constant<bool>,
+    fetch_waited: DFF<bool>,
+    fetch_ready: Signal<Local, bool>,
     // CONFIGURE: pending fields, products for the checks, and the active layer.
     p_m: DFF<Bits<16>>,
     p_kt: DFF<Bits<16>>,
@@ -495,6 +500,9 @@ impl HostLink {
             r_range_bad: Default::default(),
             r_cur_last: Default::default(),
             r_end: Default::default(),
+            k_fetch_wait: Constant::new(cfg.registered_host_reads),
+            fetch_waited: Default::default(),
+            fetch_ready: Default::default(),
             p_m: Default::default(),
             p_kt: Default::default(),
             p_nt: Default::default(),
@@ -623,6 +631,7 @@ impl Logic for HostLink {
             r_range_bad,
             r_cur_last,
             r_end,
+            fetch_waited,
             p_m,
             p_kt,
             p_nt,
@@ -909,7 +918,10 @@ impl Logic for HostLink {
         // loaded the address moves on, so the memories read the next word while that byte waits.
         // The position moves to the next byte: the next bit of a weight or activation word,
         // the next byte of the lane in a result word (after byte 3, byte 0 of the next lane).
-        self.host_rd_load.next = (self.state.q.val() == LinkState::TxFetch)
+        self.fetch_waited.d.next = self.state.q.val() == LinkState::TxFetch;
+        self.fetch_ready.next = !self.k_fetch_wait.val() | self.fetch_waited.q.val();
+        self.host_rd_load.next = ((self.state.q.val() == LinkState::TxFetch)
+            & self.fetch_ready.val())
             | ((self.state.q.val() == LinkState::TxPayload)
                 & self.op_read.q.val()
                 & self.out_ready.val()
@@ -1267,7 +1279,9 @@ impl Logic for HostLink {
                 }
             }
             LinkState::TxFetch => {
-                self.state.d.next = LinkState::TxPayload;
+                if self.fetch_ready.val() {
+                    self.state.d.next = LinkState::TxPayload;
+                }
             }
             LinkState::TxPayload => {
                 if self.out_ready.val() {
