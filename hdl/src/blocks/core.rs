@@ -22,7 +22,7 @@ use super::controller::Controller;
 use super::dffs;
 use super::fanout::{FanoutRegister, LOADS_PER_COPY};
 
-// The weight RAMs' copies are picked with `j / 8`.
+// The memories' copies are picked with `j / 8` and `i / 8`.
 const _: () = assert!(LOADS_PER_COPY == 8);
 use super::lane_ram::LaneRam;
 use super::read_select::ReadSelect;
@@ -67,8 +67,9 @@ pub struct Core {
     pub done: Signal<Out, bool>,
     /// Cycles of the current or last run.
     pub run_cycles: Signal<Out, Bits<32>>,
-    /// Host read: word address (all lanes of the selected memory).
-    pub host_rd_addr: Signal<In, Bits<16>>,
+    /// Host read: word address (all lanes of the selected memory) of the next cycle; the core
+    /// registers it in copies, one per `LOADS_PER_COPY` memories.
+    pub host_rd_addr_next: Signal<In, Bits<16>>,
     /// Host read: one-hot position of the byte in a weight word (zero when not reading
     /// weights).
     pub host_rd_weight_pos: Signal<In, Bits<32>>,
@@ -77,7 +78,7 @@ pub struct Core {
     /// Host read: one-hot lane of the byte in a result word, one vector per byte of a lane.
     pub host_rd_result_pos: Vec<Signal<In, Bits<32>>>,
     /// Host read: load `host_rd_byte` with the selected byte of the word the memories read
-    /// (the word at `host_rd_addr` one cycle earlier).
+    /// (the word at the host read address one cycle earlier).
     pub host_rd_load: Signal<In, bool>,
     /// Host read: the byte of the last load (a register, so the reply path starts at a
     /// flip-flop rather than at the memories' outputs).
@@ -117,6 +118,11 @@ pub struct Core {
     // Copies of the controller's `busy` and `wt_addr`, one per `LOADS_PER_COPY` weight RAMs.
     busy_fan: FanoutRegister<bool>,
     wt_addr_fan: FanoutRegister<Bits<16>>,
+    // Copies of the host read address: for the activation banks, the weight RAMs and the
+    // result RAMs, one per `LOADS_PER_COPY` of each.
+    rd_addr_acts: FanoutRegister<Bits<16>>,
+    rd_addr_weights: FanoutRegister<Bits<16>>,
+    rd_addr_results: FanoutRegister<Bits<16>>,
     // Registered host reads only (`Config::registered_host_reads`; else empty): the words
     // the memories read, registered before the byte multiplexer.
     rd_codes: Vec<DFF<Bits<2>>>,
@@ -140,6 +146,8 @@ impl Core {
         // Lane 0 sees a row's token one cycle before that row's partial sum leaves column 0,
         // or two with registered accumulator reads.
         let tok_taps = rows + 1 - usize::from(cfg.registered_acc_reads);
+        let per_rows = FanoutRegister::<bool>::copies_for(rows, LOADS_PER_COPY);
+        let per_cols = FanoutRegister::<bool>::copies_for(cols, LOADS_PER_COPY);
         let (rd_rows, rd_cols) = if cfg.registered_host_reads {
             (rows, cols)
         } else {
@@ -162,7 +170,7 @@ impl Core {
             busy: Default::default(),
             done: Default::default(),
             run_cycles: Default::default(),
-            host_rd_addr: Default::default(),
+            host_rd_addr_next: Default::default(),
             host_rd_weight_pos: Default::default(),
             host_rd_act_pos: Default::default(),
             host_rd_result_pos: (0..4).map(|_| Default::default()).collect(),
@@ -196,14 +204,14 @@ impl Core {
             tok_last: dffs(tok_taps),
             tok_row: dffs(tok_taps),
             tok_out: dffs(tok_taps),
-            busy_fan: FanoutRegister::new(FanoutRegister::<bool>::copies_for(cols, LOADS_PER_COPY)),
-            wt_addr_fan: FanoutRegister::new(FanoutRegister::<bool>::copies_for(
-                cols,
-                LOADS_PER_COPY,
-            )),
+            busy_fan: FanoutRegister::new(per_cols),
+            wt_addr_fan: FanoutRegister::new(per_cols),
             rd_codes: dffs(rd_cols),
             rd_acts: dffs(rd_rows),
             rd_results: dffs(rd_cols),
+            rd_addr_acts: FanoutRegister::new(per_rows),
+            rd_addr_weights: FanoutRegister::new(per_cols),
+            rd_addr_results: FanoutRegister::new(per_cols),
             read_select: ReadSelect::new(rows, cols),
             rd_byte: Default::default(),
             _rd_rows: rd_rows,
@@ -234,6 +242,12 @@ impl Logic for Core {
         self.busy_fan.d.next = self.ctrl.busy_next.val();
         self.wt_addr_fan.clock.next = self.clock.val();
         self.wt_addr_fan.d.next = self.ctrl.wt_addr_next.val();
+        self.rd_addr_acts.clock.next = self.clock.val();
+        self.rd_addr_acts.d.next = self.host_rd_addr_next.val();
+        self.rd_addr_weights.clock.next = self.clock.val();
+        self.rd_addr_weights.d.next = self.host_rd_addr_next.val();
+        self.rd_addr_results.clock.next = self.clock.val();
+        self.rd_addr_results.d.next = self.host_rd_addr_next.val();
         self.done.next = self.ctrl.done.val();
         self.run_cycles.next = self.ctrl.run_cycles.val();
         self.array.clock.next = self.clock.val();
@@ -254,7 +268,7 @@ impl Logic for Core {
                 // The bank reads for the array when its feed is valid, else for the host
                 // (which reads only between runs): the select is the row's own register,
                 // not one `busy` fanning out to every bank's address bits.
-                self.act_banks[i].read_address.next = self.host_rd_addr.val();
+                self.act_banks[i].read_address.next = self.rd_addr_acts.q[i / 8].val();
                 if self.feed_valid[i].q.val() {
                     self.act_banks[i].read_address.next = self.feed_addr[i].q.val();
                 }
@@ -320,7 +334,7 @@ impl Logic for Core {
             // The weight RAMs read for the array during a run (from copies of the controller's
             // `busy` and `wt_addr`, each driving `LOADS_PER_COPY` RAMs: `j / 8`, as hdl_gen
             // takes no constants in an index), else for the host.
-            self.weight_rams[j].read_address.next = self.host_rd_addr.val();
+            self.weight_rams[j].read_address.next = self.rd_addr_weights.q[j / 8].val();
             if self.busy_fan.q[j / 8].val() {
                 self.weight_rams[j].read_address.next = self.wt_addr_fan.q[j / 8].val();
             }
@@ -347,7 +361,7 @@ impl Logic for Core {
             self.requants[j].shift.next = self.shift.val();
             self.requants[j].relu.next = self.relu.val();
             self.result_rams[j].clock.next = self.clock.val();
-            self.result_rams[j].read_address.next = self.host_rd_addr.val();
+            self.result_rams[j].read_address.next = self.rd_addr_results.q[j / 8].val();
             self.result_rams[j].write_address.next = self.requants[j].out_addr.val();
             self.result_rams[j].write_data.next = self.requants[j].out_raw.val();
             self.result_rams[j].write_enable.next =

@@ -104,6 +104,8 @@ pub struct HostLink {
     pub run_cycles: Signal<In, Bits<32>>,
     /// To the core: read address (of the word the next load takes its byte from).
     pub host_rd_addr: Signal<Out, Bits<16>>,
+    /// To the core: `host_rd_addr` of the next cycle (for registered copies of it).
+    pub host_rd_addr_next: Signal<Out, Bits<16>>,
     /// To the core: one-hot position of the next load's byte in a weight word (all zero
     /// unless the READ is of weights).
     pub host_rd_weight_pos: Signal<Out, Bits<32>>,
@@ -380,6 +382,7 @@ impl HostLink {
             done: Default::default(),
             run_cycles: Default::default(),
             host_rd_addr: Default::default(),
+            host_rd_addr_next: Default::default(),
             host_rd_weight_pos: Default::default(),
             host_rd_act_pos: Default::default(),
             host_rd_result_pos: (0..4).map(|_| Default::default()).collect(),
@@ -1355,6 +1358,8 @@ impl Logic for HostLink {
             self.configured.d.next = false;
             self.w_pend.d.next = false;
         }
+        // The read address's next value, for copies kept in the core (see `FanoutRegister`).
+        self.host_rd_addr_next.next = self.r_addr.d.val();
     }
 }
 
@@ -1396,6 +1401,43 @@ mod tests {
             tick(&mut link, |l| &mut l.clock);
         }
         panic!("no reply");
+    }
+
+    #[test]
+    fn read_address_next_is_the_next_cycles_read_address() {
+        // A READ of 3 result words (16 bytes each at 4 columns) from word 5, the reply taken
+        // one byte per cycle: every cycle's `host_rd_addr_next` must be the next cycle's
+        // `host_rd_addr`, which the core's copies of it rely on.
+        for registered in [false, true] {
+            let cfg = Config {
+                registered_host_reads: registered,
+                ..Config::new(4, 4).unwrap()
+            };
+            let mut link = HostLink::new(&cfg);
+            link.connect_all();
+            link.out_ready.next = true;
+            let request = protocol::frame(
+                protocol::REQUEST_SYNC,
+                Opcode::Read as u8,
+                &[protocol::Memory::Results as u8, 5, 0, 3, 0],
+            );
+            let mut addresses = std::collections::BTreeSet::new();
+            for cycle in 0..400 {
+                link.in_valid.next = cycle < request.len();
+                if cycle < request.len() {
+                    link.in_data.next = (request[cycle] as u64).into();
+                }
+                settle(&mut link);
+                let next = link.host_rd_addr_next.val();
+                tick(&mut link, |l| &mut l.clock);
+                assert_eq!(link.host_rd_addr.val(), next, "cycle {cycle}");
+                addresses.insert(link.host_rd_addr.val().index());
+            }
+            assert!(
+                [5, 6, 7].iter().all(|a| addresses.contains(a)),
+                "the READ's words: {addresses:?}"
+            );
+        }
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl Logic for Top {
         self.link.busy.next = self.core.busy.val();
         self.link.done.next = self.core.done.val();
         self.link.run_cycles.next = self.core.run_cycles.val();
-        self.core.host_rd_addr.next = self.link.host_rd_addr.val();
+        self.core.host_rd_addr_next.next = self.link.host_rd_addr_next.val();
         self.core.host_rd_weight_pos.next = self.link.host_rd_weight_pos.val();
         self.core.host_rd_act_pos.next = self.link.host_rd_act_pos.val();
         for k in 0..4 {
