@@ -78,6 +78,7 @@ impl DeviceInfo {
             // Not on the link: they change neither results nor run cycles.
             registered_acc_reads: false,
             registered_host_reads: false,
+            registered_act_reads: false,
         };
         config
             .validate()

@@ -162,9 +162,10 @@ pub struct Board {
     pub result_depth: usize,
     /// Accumulator depth (largest M).
     pub max_m: usize,
-    /// Block RAM reads through a register, the accumulators' (`Config::registered_acc_reads`)
-    /// and the host's (`Config::registered_host_reads`): for block RAMs whose read data
-    /// arrives late (ECP5), and where flip-flops are cheap.
+    /// Block RAM reads through a register, the accumulators' (`Config::registered_acc_reads`),
+    /// the host's (`Config::registered_host_reads`) and the array's activations'
+    /// (`Config::registered_act_reads`): for block RAMs whose read data arrives late (ECP5),
+    /// and where flip-flops are cheap.
     pub registered_ram_reads: bool,
     /// Chip resources.
     pub resources: Resources,
@@ -442,6 +443,7 @@ impl Board {
             frame_timeout_cycles: (clock / 20).max(4096),
             registered_acc_reads: self.registered_ram_reads,
             registered_host_reads: self.registered_ram_reads,
+            registered_act_reads: self.registered_ram_reads,
             ..base
         };
         cfg.validate()?;
@@ -490,8 +492,16 @@ mod tests {
             );
             let cfg = b.config(4, 4, b.clock_hz).unwrap();
             assert_eq!(
-                (cfg.registered_acc_reads, cfg.registered_host_reads),
-                (b.registered_ram_reads, b.registered_ram_reads),
+                (
+                    cfg.registered_acc_reads,
+                    cfg.registered_host_reads,
+                    cfg.registered_act_reads
+                ),
+                (
+                    b.registered_ram_reads,
+                    b.registered_ram_reads,
+                    b.registered_ram_reads
+                ),
                 "{}",
                 b.name
             );

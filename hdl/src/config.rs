@@ -68,6 +68,12 @@ pub struct Config {
     /// the RAM's clock-to-out. Results and run cycles are the same either way (a READ reply
     /// takes one cycle more per word), so `INFO` does not report it; boards choose it.
     pub registered_host_reads: bool,
+    /// Activation bank reads for the array go through a register: each bank reads a cycle
+    /// earlier (from the previous row's feed registers, row 0 from the controller) and its
+    /// word waits a cycle, so the array's first adders start at a flip-flop rather than at
+    /// the RAM's late read data. Results and cycles are the same either way, so `INFO` does
+    /// not report it; boards choose it.
+    pub registered_act_reads: bool,
 }
 
 /// A configuration that cannot be built.
@@ -102,6 +108,7 @@ impl Config {
             frame_timeout_cycles: 4096,
             registered_acc_reads: false,
             registered_host_reads: false,
+            registered_act_reads: false,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -229,6 +229,7 @@ proptest! {
         let cfg = Config {
             registered_acc_reads: true,
             registered_host_reads: true,
+            registered_act_reads: true,
             ..small_config(4, 8)
         };
         check_session(&cfg, &requests);

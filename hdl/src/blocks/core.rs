@@ -128,10 +128,16 @@ pub struct Core {
     rd_codes: Vec<DFF<Bits<2>>>,
     rd_acts: Vec<DFF<Bits<8>>>,
     rd_results: Vec<DFF<Bits<ACC_BITS>>>,
+    // Registered activation reads only (`Config::registered_act_reads`; else empty): each
+    // bank's word for the array, a cycle after the bank read it.
+    act_word: Vec<DFF<Bits<8>>>,
     read_select: ReadSelect,
     rd_byte: DFF<Bits<8>>,
     _rd_rows: usize,
     _rd_cols: usize,
+    // `rows` and 1 with registered activation reads, else 0 and 0.
+    _act_word_rows: usize,
+    _act_word_first: usize,
     _rows: usize,
     _cols: usize,
     _tok_taps: usize,
@@ -148,6 +154,7 @@ impl Core {
         let tok_taps = rows + 1 - usize::from(cfg.registered_acc_reads);
         let per_rows = FanoutRegister::<bool>::copies_for(rows, LOADS_PER_COPY);
         let per_cols = FanoutRegister::<bool>::copies_for(cols, LOADS_PER_COPY);
+        let act_word_rows = if cfg.registered_act_reads { rows } else { 0 };
         let (rd_rows, rd_cols) = if cfg.registered_host_reads {
             (rows, cols)
         } else {
@@ -209,6 +216,7 @@ impl Core {
             rd_codes: dffs(rd_cols),
             rd_acts: dffs(rd_rows),
             rd_results: dffs(rd_cols),
+            act_word: dffs(act_word_rows),
             rd_addr_acts: FanoutRegister::new(per_rows),
             rd_addr_weights: FanoutRegister::new(per_cols),
             rd_addr_results: FanoutRegister::new(per_cols),
@@ -216,6 +224,8 @@ impl Core {
             rd_byte: Default::default(),
             _rd_rows: rd_rows,
             _rd_cols: rd_cols,
+            _act_word_rows: act_word_rows,
+            _act_word_first: act_word_rows.min(1),
             _rows: rows,
             _cols: cols,
             _tok_taps: tok_taps,
@@ -290,6 +300,29 @@ impl Logic for Core {
                 self.act_banks[i].write_data.next = self.act_stage[i].q.val();
                 self.act_banks[i].write_enable.next =
                     self.host_commit.val() & self.host_wr_acts.val() & !self.ctrl.busy.val();
+            }
+            // Registered activation reads: each bank reads a cycle earlier, row 0 from the
+            // controller and row i from row i-1's feed registers, and the array takes its
+            // word from `act_word`, at the cycle it took the bank's read data before.
+            for i in 0..self._act_word_first {
+                self.act_banks[i].read_address.next = self.rd_addr_acts.q[i / 8].val();
+                if self.ctrl.act_valid.val() {
+                    self.act_banks[i].read_address.next = self.ctrl.act_addr.val();
+                }
+            }
+            for i in 1..self._act_word_rows {
+                self.act_banks[i].read_address.next = self.rd_addr_acts.q[i / 8].val();
+                if self.feed_valid[i - 1].q.val() {
+                    self.act_banks[i].read_address.next = self.feed_addr[i - 1].q.val();
+                }
+            }
+            for i in 0..self._act_word_rows {
+                self.act_word[i].clock.next = self.clock.val();
+                self.act_word[i].d.next = self.act_banks[i].read_data.val();
+                self.array.act_in[i].next = bits::<8>(0);
+                if self.feed_valid_d[i].q.val() {
+                    self.array.act_in[i].next = self.act_word[i].q.val();
+                }
             }
             self.feed_addr[0].d.next = self.ctrl.act_addr.val();
             self.feed_valid[0].d.next = self.ctrl.act_valid.val();
