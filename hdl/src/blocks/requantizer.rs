@@ -16,8 +16,8 @@
 //!    (functions of the shift alone), into registers;
 //! 2. the nine bits of the product the byte is made of (bits `shift + 7 ..= shift - 1`: one
 //!    carry chain for the sum, one shifter), and the two clamp decisions, each the sign of
-//!    `product - threshold`, summed from the two partials and the negated threshold by a
-//!    carry-save step and one carry chain, into registers;
+//!    `product + negated threshold` (a second carry chain after the product's), into
+//!    registers;
 //! 3. (no register) the byte rounded from its nine bits, or clamped. The outputs leave this
 //!    step unregistered, for the memory's write port to register: the result is written at
 //!    the same clock edge as when the block had two stages and registered outputs, so the
@@ -233,19 +233,14 @@ wire signed [31:0] high_product = $signed(in_value[31:16]) * $signed({1'b0, mult
 wire signed [48:0] round = (shift == 5'd0) ? 49'sd0 : (49'sd1 <<< (shift - 5'd1));
 wire signed [48:0] neg_t_hi = round - (49'sd128 <<< shift);
 wire signed [48:0] neg_t_lo = relu ? round : round + (49'sd128 <<< shift);
-// Step 2: the product's bits shift + 7 ..= shift - 1, and the signs of product - t_hi and
-// product - t_lo (49 bits: |product| < 2^47, |t| <= 2^38), each a carry-save step
-// (x + y + z = (x ^ y ^ z) + (majority << 1)) and one carry chain.
-wire [48:0] part_high = {q_high[31], q_high, 16'd0};
-wire [48:0] part_low = {17'd0, q_low};
-wire [47:0] product = part_high[47:0] + part_low[47:0];
+// Step 2: the product's bits shift + 7 ..= shift - 1 (its carry chain, then one shifter), and
+// the signs of product - t_hi and product - t_lo (49 bits: |product| < 2^47, |t| <= 2^38), a
+// second carry chain each after the product's.
+wire [47:0] product = {q_high, 16'd0} + {16'd0, q_low};
 wire [48:0] shifted = {product, 1'b0} >> q_shift;
-wire [48:0] hi_sum = part_high ^ part_low ^ q_neg_t_hi;
-wire [48:0] hi_carry = (part_high & part_low) | (part_high & q_neg_t_hi) | (part_low & q_neg_t_hi);
-wire [48:0] hi_diff = hi_sum + {hi_carry[47:0], 1'b0};
-wire [48:0] lo_sum = part_high ^ part_low ^ q_neg_t_lo;
-wire [48:0] lo_carry = (part_high & part_low) | (part_high & q_neg_t_lo) | (part_low & q_neg_t_lo);
-wire [48:0] lo_diff = lo_sum + {lo_carry[47:0], 1'b0};
+wire [48:0] product_x = {product[47], product};
+wire [48:0] hi_diff = product_x + q_neg_t_hi;
+wire [48:0] lo_diff = product_x + q_neg_t_lo;
 // Step 3: round the byte, or clamp it.
 wire [7:0] body = s_window[8:1] + {7'd0, s_window[0]};
 wire [7:0] clamped = s_clamp_hi ? 8'd127 : s_clamp_lo ? (s_relu ? 8'd0 : 8'h80) : body;
