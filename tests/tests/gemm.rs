@@ -108,10 +108,10 @@ proptest! {
         check_all_backends(&Config::new(8, 8).unwrap(), &x, &w, (m, k, n));
     }
 
-    /// The ECP5 boards' accumulator lanes (registered RAM reads): the same integers and the
-    /// same cycles, on square, wide and tall arrays.
+    /// The ECP5 boards' registered RAM reads (accumulator lanes, activation feed, host reads):
+    /// the same integers and the same cycles, on square, wide and tall arrays.
     #[test]
-    fn random_shapes_with_registered_accumulator_reads(
+    fn random_shapes_with_registered_reads(
         (m, k, n, x, w) in gemm_case(13),
         shape in prop_oneof![Just((4, 4)), Just((8, 8)), Just((4, 8)), Just((8, 4))],
     ) {
