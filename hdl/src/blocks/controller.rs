@@ -101,8 +101,10 @@ pub struct Controller {
     end_run: DFF<bool>,
     end_ntile: DFF<bool>,
     end_ktile: DFF<bool>,
-    // `step < m`: this step issues an activation row (a register computed a cycle ahead).
+    // `step < m`: this step issues an activation row (a register computed a cycle ahead, as
+    // `step < m - 1` from `m_m1`, so no add feeds the compare).
     act_more: DFF<bool>,
+    m_m1: DFF<Bits<16>>,
     kt_last: DFF<bool>,
     last_tile: DFF<bool>,
     k_single: DFF<bool>,
@@ -169,6 +171,7 @@ impl Controller {
             end_ntile: Default::default(),
             end_ktile: Default::default(),
             act_more: Default::default(),
+            m_m1: Default::default(),
             kt_last: Default::default(),
             last_tile: Default::default(),
             k_single: Default::default(),
@@ -209,6 +212,7 @@ impl Logic for Controller {
             end_ntile,
             end_ktile,
             act_more,
+            m_m1,
             kt_last,
             last_tile,
             k_single,
@@ -265,6 +269,11 @@ impl Logic for Controller {
                     self.state.d.next = RunState::Issue;
                     self.step.d.next = 0.into();
                     self.act_more.d.next = self.m.val() != 0;
+                    // (0 for m = 0, a layer the link refuses: no row is then ever issued.)
+                    self.m_m1.d.next = 0.into();
+                    if self.m.val() != 0 {
+                        self.m_m1.d.next = self.m.val() - 1;
+                    }
                     self.kt.d.next = 0.into();
                     self.kt_left.d.next = self.k_tiles.val() - 1;
                     self.nt_left.d.next = self.n_tiles.val() - 1;
@@ -302,7 +311,7 @@ impl Logic for Controller {
                     self.wt_next.d.next = self.wt_next.q.val() + 1;
                 }
                 self.step.d.next = self.step.q.val() + 1;
-                self.act_more.d.next = (self.step.q.val() + 1) < self.m.val();
+                self.act_more.d.next = self.step.q.val() < self.m_m1.q.val();
                 self.at_end.d.next = self.ends_next.val();
                 self.end_run.d.next = self.ends_next.val() & self.last_tile.q.val();
                 self.end_ntile.d.next =
