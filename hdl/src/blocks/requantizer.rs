@@ -149,16 +149,14 @@ struct Stage1 {
     relu: bool,
 }
 
-/// The registers of step 2 (simulation model).
+/// The registers of step 2 (simulation model), with the byte step 3 makes of them: step 3
+/// reads nothing else, so the model computes it once per edge.
 #[derive(Clone, Copy, Default)]
 struct Stage2 {
     valid: bool,
     raw: u32,
     addr: u16,
-    window: u16,
-    clamp_hi: bool,
-    clamp_lo: bool,
-    relu: bool,
+    byte: i8,
 }
 
 impl Logic for Requantizer {
@@ -171,10 +169,7 @@ impl Logic for Requantizer {
                 valid: q.valid,
                 raw: q.raw,
                 addr: q.addr,
-                window,
-                clamp_hi,
-                clamp_lo,
-                relu: q.relu,
+                byte: requantize_stage3(window, clamp_hi, clamp_lo, q.relu),
             };
             let raw = self.in_value.val().to_u64() as u32;
             let (low, high) = partial_products(raw as i32, self.mult.val().to_u64() as u16);
@@ -192,13 +187,13 @@ impl Logic for Requantizer {
                 shift,
                 relu,
             };
+            // The outputs change only here (they are the stage-2 registers and step 3).
+            let s = self._s;
+            self.out_valid.next = s.valid;
+            self.out_raw.next = (s.raw as u64).into();
+            self.out_addr.next = (s.addr as u64).into();
+            self.out_byte.next = (s.byte as u8 as u64).into();
         }
-        let s = self._s;
-        self.out_valid.next = s.valid;
-        self.out_raw.next = (s.raw as u64).into();
-        self.out_addr.next = (s.addr as u64).into();
-        let byte = requantize_stage3(s.window, s.clamp_hi, s.clamp_lo, s.relu);
-        self.out_byte.next = (byte as u8 as u64).into();
     }
 
     fn connect(&mut self) {
