@@ -21,9 +21,6 @@ use super::accumulator_lane::AccumulatorLane;
 use super::controller::Controller;
 use super::dffs;
 use super::fanout::{FanoutRegister, LOADS_PER_COPY};
-
-// The memories' copies are picked with `j / 8` and `i / 8`.
-const _: () = assert!(LOADS_PER_COPY == 8);
 use super::lane_ram::LaneRam;
 use super::read_select::ReadSelect;
 pub use super::read_select::{MEM_ACTS, MEM_RESULTS, MEM_WEIGHTS};
@@ -31,6 +28,9 @@ use super::requantizer::Requantizer;
 use super::ternary_array::TernaryArray;
 use crate::config::{Config, ACC_BITS};
 use rust_hdl::prelude::*;
+
+// The memories' copies are picked with `j / 8` and `i / 8`.
+const _: () = assert!(LOADS_PER_COPY == 8);
 
 /// The compute core.
 #[derive(LogicBlock)]

@@ -102,9 +102,8 @@ pub struct HostLink {
     pub done: Signal<In, bool>,
     /// From the core: cycles of the run.
     pub run_cycles: Signal<In, Bits<32>>,
-    /// To the core: read address (of the word the next load takes its byte from).
-    pub host_rd_addr: Signal<Out, Bits<16>>,
-    /// To the core: `host_rd_addr` of the next cycle (for registered copies of it).
+    /// To the core: the read address (of the word the next load takes its byte from) of the
+    /// next cycle; the core keeps registered copies of it.
     pub host_rd_addr_next: Signal<Out, Bits<16>>,
     /// To the core: one-hot position of the next load's byte in a weight word (all zero
     /// unless the READ is of weights).
@@ -381,7 +380,6 @@ impl HostLink {
             busy: Default::default(),
             done: Default::default(),
             run_cycles: Default::default(),
-            host_rd_addr: Default::default(),
             host_rd_addr_next: Default::default(),
             host_rd_weight_pos: Default::default(),
             host_rd_act_pos: Default::default(),
@@ -699,7 +697,6 @@ impl Logic for HostLink {
         self.s_byte.d.next = self.in_data.val();
         self.s_sel.d.next = self.w_sel.q.val();
         self.s_addr.d.next = self.w_addr.q.val();
-        self.host_rd_addr.next = self.r_addr.q.val();
         self.host_rd_weight_pos.next = self.r_weight_pos.q.val();
         self.host_rd_act_pos.next = self.r_act_pos.q.val();
         self.host_rd_result_pos[0].next = self.r_result_pos0.q.val();
@@ -1406,8 +1403,8 @@ mod tests {
     #[test]
     fn read_address_next_is_the_next_cycles_read_address() {
         // A READ of 3 result words (16 bytes each at 4 columns) from word 5, the reply taken
-        // one byte per cycle: every cycle's `host_rd_addr_next` must be the next cycle's
-        // `host_rd_addr`, which the core's copies of it rely on.
+        // one byte per cycle: every cycle's `host_rd_addr_next` must be the next cycle's read
+        // address (`r_addr`), which the core's copies of it rely on.
         for registered in [false, true] {
             let cfg = Config {
                 registered_host_reads: registered,
@@ -1430,8 +1427,8 @@ mod tests {
                 settle(&mut link);
                 let next = link.host_rd_addr_next.val();
                 tick(&mut link, |l| &mut l.clock);
-                assert_eq!(link.host_rd_addr.val(), next, "cycle {cycle}");
-                addresses.insert(link.host_rd_addr.val().index());
+                assert_eq!(link.r_addr.q.val(), next, "cycle {cycle}");
+                addresses.insert(link.r_addr.q.val().index());
             }
             assert!(
                 [5, 6, 7].iter().all(|a| addresses.contains(a)),
