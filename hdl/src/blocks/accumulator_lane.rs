@@ -92,6 +92,13 @@ pub struct AccumulatorLane {
     pub result_valid: Signal<Out, bool>,
     /// The finished int32 sum.
     pub result: Signal<Out, Bits<ACC_BITS>>,
+    /// `result`'s high half before the low half's carry: the register that `result`'s high
+    /// half selects from, for a consumer that adds the carry itself rather than wait for the
+    /// select (the requantizer's multipliers).
+    pub result_high: Signal<Out, Bits<16>>,
+    /// The low half's carry into `result`'s high half: `result_high + result_carry` is
+    /// `result`'s high half (modulo 2^16).
+    pub result_carry: Signal<Out, bool>,
     /// Its output word address.
     pub result_addr: Signal<Out, Bits<16>>,
     ram_low: LaneRam<Bits<16>>,
@@ -153,6 +160,8 @@ impl AccumulatorLane {
             result_valid: Default::default(),
             result: Default::default(),
             result_addr: Default::default(),
+            result_high: Default::default(),
+            result_carry: Default::default(),
             ram_low: LaneRam::new(depth),
             ram_high: LaneRam::new(depth),
             r_low: dffs(stages),
@@ -300,6 +309,8 @@ impl Logic for AccumulatorLane {
         self.result.next = (bit_cast::<ACC_BITS, 16>(self.high_out.val()) << 16)
             | bit_cast::<ACC_BITS, 16>(self.o_low.q.val());
         self.result_addr.next = self.o_addr.q.val();
+        self.result_high.next = self.h_sum.q.val();
+        self.result_carry.next = self.h_carry.q.val();
     }
 }
 
@@ -366,10 +377,12 @@ mod tests {
             lane.psum_in.next = (p as u16 as u64).into();
             tick(lane, |l| &mut l.clock);
             if lane.result_valid.val() {
-                out.push((
-                    lane.result_addr.val().index() as u16,
-                    lane.result.val().index() as u32 as i32,
-                ));
+                let result = lane.result.val().index() as u32;
+                // The split form the requantizer reads gives the same high half.
+                let high = lane.result_high.val().index() as u16;
+                let carry = u16::from(lane.result_carry.val());
+                assert_eq!(high.wrapping_add(carry), (result >> 16) as u16, "t={t}");
+                out.push((lane.result_addr.val().index() as u16, result as i32));
             }
         }
         out

@@ -389,6 +389,8 @@ impl Logic for Core {
             self.requants[j].clock.next = self.clock.val();
             self.requants[j].in_valid.next = self.lanes[j].result_valid.val();
             self.requants[j].in_value.next = self.lanes[j].result.val();
+            self.requants[j].in_high.next = self.lanes[j].result_high.val();
+            self.requants[j].in_carry.next = self.lanes[j].result_carry.val();
             self.requants[j].in_addr.next = self.lanes[j].result_addr.val();
             self.requants[j].mult.next = self.mult.val();
             self.requants[j].shift.next = self.shift.val();

@@ -11,9 +11,13 @@
 //! proves equal), so that no cycle holds more than one multiplier, one carry chain or one
 //! comparison:
 //!
-//! 1. the two 16 x 16 partial products ([`partial_products`]: the value's low half unsigned,
-//!    its high half signed), one block multiplier each, and the negated clamp thresholds
-//!    (functions of the shift alone), into registers;
+//! 1. the two partial products ([`partial_products`]), one block multiplier each, and the
+//!    negated clamp thresholds (functions of the shift alone), into registers. The value comes
+//!    in as the accumulator lane holds it: its high half without the low half's carry
+//!    (`in_high`, signed), that carry (`in_carry`) and the low half (`in_value`'s bits
+//!    15..=0). The high product is `in_high * mult` and the low one `{in_carry, low} * mult`
+//!    (17 x 16 bits, unsigned), so both multipliers take their operands straight from the
+//!    lane's registers, with no carry select in front of them;
 //! 2. the nine bits of the product the byte is made of (bits `shift + 7 ..= shift - 1`: one
 //!    carry chain for the sum, one shifter), and the two clamp decisions, each the sign of
 //!    `product + negated threshold` (a second carry chain after the product's), into
@@ -32,19 +36,57 @@ pub const REQUANT_LATENCY: usize = 2;
 
 /// The requantization function (simulation model of the block; see module docs).
 pub fn requantize(value: i32, mult: u16, shift: u8, relu: bool) -> i8 {
+    requantize_exact(value as i64, mult, shift, relu)
+}
+
+/// [`requantize`] of any value the block's inputs can express ([`SplitValue::value`]: the
+/// int32 range and one value past it).
+pub fn requantize_exact(value: i64, mult: u16, shift: u8, relu: bool) -> i8 {
     let shift = shift.min(31);
-    let product = value as i64 * mult as i64;
+    let product = value * mult as i64;
     let round = if shift > 0 { 1i64 << (shift - 1) } else { 0 };
     let lo = if relu { 0 } else { -128 };
     ((product + round) >> shift).clamp(lo, 127) as i8
 }
 
-/// Step 1 of the Verilog: `(low, high)` with `low = (value & 0xFFFF) * mult` (unsigned, 32
-/// bits) and `high = (value >> 16) * mult` (signed, fits 32 bits), so that
-/// `value * mult = high * 2^16 + low`.
-pub fn partial_products(value: i32, mult: u16) -> (u32, i32) {
-    let low = (value as u32 & 0xFFFF) * mult as u32;
-    let high = (value >> 16) * mult as i32;
+/// A value as the accumulator lane holds it: `(high, carry, low)` with
+/// `value = high * 2^16 + carry * 2^16 + low`, `high` signed and `low` unsigned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitValue {
+    /// High half without the low half's carry (signed).
+    pub high: i16,
+    /// The low half's carry into the high half.
+    pub carry: bool,
+    /// Low half (unsigned).
+    pub low: u16,
+}
+
+impl SplitValue {
+    /// `value` split with the given carry: `high = (value >> 16) - carry`. `None` when that
+    /// does not fit 16 bits (`carry` with `value < -2^31 + 2^16`).
+    pub fn new(value: i32, carry: bool) -> Option<SplitValue> {
+        let high = (value >> 16) as i16;
+        let high = if carry { high.checked_sub(1)? } else { high };
+        Some(SplitValue {
+            high,
+            carry,
+            low: value as u16,
+        })
+    }
+
+    /// The exact value, `high * 2^16 + carry * 2^16 + low` (one more than `i32::MAX` can
+    /// hold only for `high = i16::MAX` with the carry, which no run reaches: see
+    /// [`Requantizer`]).
+    pub fn value(self) -> i64 {
+        ((self.high as i64) << 16) + ((self.carry as i64) << 16) + self.low as i64
+    }
+}
+
+/// Step 1 of the Verilog: `(low, high)` with `low = {carry, low} * mult` (unsigned, 33 bits)
+/// and `high = high * mult` (signed, fits 32 bits), so that `value * mult = high * 2^16 + low`.
+pub fn partial_products(v: SplitValue, mult: u16) -> (u64, i32) {
+    let low = ((v.carry as u64) << 16 | v.low as u64) * mult as u64;
+    let high = v.high as i32 * mult as i32;
     (low, high)
 }
 
@@ -63,7 +105,7 @@ pub fn negated_thresholds(shift: u8, relu: bool) -> (i64, i64) {
 /// `shift + 7 ..= shift - 1` of the product (bit 0 is 0 for `shift = 0`); `clamp_hi` is
 /// `product >= t_hi`, `clamp_lo` is `product < t_lo`.
 pub fn requantize_stage2(
-    low: u32,
+    low: u64,
     high: i32,
     neg_t_hi: i64,
     neg_t_lo: i64,
@@ -96,23 +138,33 @@ pub fn requantize_stage3(window: u16, clamp_hi: bool, clamp_lo: bool, relu: bool
     }
 }
 
-/// [`requantize`] computed as the Verilog does, over its three steps.
-pub fn requantize_staged(value: i32, mult: u16, shift: u8, relu: bool) -> i8 {
-    let (low, high) = partial_products(value, mult);
+/// [`requantize`] of `v.value()` computed as the Verilog does, over its three steps.
+pub fn requantize_staged(v: SplitValue, mult: u16, shift: u8, relu: bool) -> i8 {
+    let (low, high) = partial_products(v, mult);
     let (neg_t_hi, neg_t_lo) = negated_thresholds(shift, relu);
     let (window, clamp_hi, clamp_lo) = requantize_stage2(low, high, neg_t_hi, neg_t_lo, shift);
     requantize_stage3(window, clamp_hi, clamp_lo, relu)
 }
 
 /// Requantizer for one lane: two register stages, outputs straight from the second.
+///
+/// It requantizes `in_high * 2^16 + in_carry * 2^16 + low` exactly ([`SplitValue::value`]),
+/// which is the int32 `in_value` except for `in_high = i16::MAX` with the carry, where the
+/// lane's 16-bit high half wraps. No run gets there: a sum is at most `128 * K` in
+/// magnitude, and `K` at most the weight memory's depth (<= 65536), so below 2^23.
 #[derive(LogicBlock, Default)]
 pub struct Requantizer {
     /// Clock.
     pub clock: Signal<In, Clock>,
     /// A value arrives this cycle.
     pub in_valid: Signal<In, bool>,
-    /// The int32 sum.
+    /// The int32 sum (passed through to `out_raw`; its low half is the value's low half).
     pub in_value: Signal<In, Bits<ACC_BITS>>,
+    /// The sum's high half without the low half's carry (signed): `in_high + in_carry` is
+    /// `in_value`'s high half.
+    pub in_high: Signal<In, Bits<16>>,
+    /// The low half's carry into the high half.
+    pub in_carry: Signal<In, bool>,
     /// Its output address (passed through).
     pub in_addr: Signal<In, Bits<16>>,
     /// Multiplier (unsigned). Held for the whole run.
@@ -141,7 +193,7 @@ struct Stage1 {
     valid: bool,
     raw: u32,
     addr: u16,
-    low: u32,
+    low: u64,
     high: i32,
     neg_t_hi: i64,
     neg_t_lo: i64,
@@ -172,7 +224,12 @@ impl Logic for Requantizer {
                 byte: requantize_stage3(window, clamp_hi, clamp_lo, q.relu),
             };
             let raw = self.in_value.val().to_u64() as u32;
-            let (low, high) = partial_products(raw as i32, self.mult.val().to_u64() as u16);
+            let split = SplitValue {
+                high: self.in_high.val().to_u64() as u16 as i16,
+                carry: self.in_carry.val(),
+                low: raw as u16,
+            };
+            let (low, high) = partial_products(split, self.mult.val().to_u64() as u16);
             let shift = self.shift.val().to_u64() as u8;
             let relu = self.relu.val();
             let (neg_t_hi, neg_t_lo) = negated_thresholds(shift, relu);
@@ -209,7 +266,7 @@ impl Logic for Requantizer {
 reg q_valid;
 reg [31:0] q_raw;
 reg [15:0] q_addr;
-reg [31:0] q_low;
+reg [32:0] q_low;
 reg signed [31:0] q_high;
 reg signed [48:0] q_neg_t_hi;
 reg signed [48:0] q_neg_t_lo;
@@ -222,16 +279,18 @@ reg [8:0] s_window;
 reg s_clamp_hi;
 reg s_clamp_lo;
 reg s_relu;
-// Step 1: the partial products, one 16 x 16 block multiplier each; the thresholds, negated.
-wire [31:0] low_product = in_value[15:0] * mult;
-wire signed [31:0] high_product = $signed(in_value[31:16]) * $signed({1'b0, mult});
+// Step 1: the partial products, one block multiplier each, from the lane's registers (the
+// low half with its carry, 17 x 16 unsigned; the high half without it, signed); the
+// thresholds, negated.
+wire [32:0] low_product = {in_carry, in_value[15:0]} * mult;
+wire signed [31:0] high_product = $signed(in_high) * $signed({1'b0, mult});
 wire signed [48:0] round = (shift == 5'd0) ? 49'sd0 : (49'sd1 <<< (shift - 5'd1));
 wire signed [48:0] neg_t_hi = round - (49'sd128 <<< shift);
 wire signed [48:0] neg_t_lo = relu ? round : round + (49'sd128 <<< shift);
 // Step 2: the product's bits shift + 7 ..= shift - 1 (its carry chain, then one shifter), and
 // the signs of product - t_hi and product - t_lo (49 bits: |product| < 2^47, |t| <= 2^38), a
 // second carry chain each after the product's.
-wire [47:0] product = {q_high, 16'd0} + {16'd0, q_low};
+wire [47:0] product = {q_high, 16'd0} + {15'd0, q_low};
 wire [48:0] shifted = {product, 1'b0} >> q_shift;
 wire [48:0] product_x = {product[47], product};
 wire [48:0] hi_diff = product_x + q_neg_t_hi;
@@ -281,6 +340,8 @@ end
             inputs: vec![
                 "in_valid".into(),
                 "in_value".into(),
+                "in_high".into(),
+                "in_carry".into(),
                 "in_addr".into(),
                 "mult".into(),
                 "shift".into(),
@@ -318,17 +379,29 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(20_000))]
-        /// The Verilog's three-step arithmetic equals the function, shifts out of range included.
+        /// The Verilog's three-step arithmetic equals the function, with the value split
+        /// either way and shifts out of range included.
         #[test]
-        fn staged_equals_the_function(v in value(), m in multiplier(), s in 0u8..=40, relu in any::<bool>()) {
-            prop_assert_eq!(requantize_staged(v, m, s, relu), requantize(v, m, s, relu));
+        fn staged_equals_the_function(v in value(), carry in any::<bool>(), m in multiplier(), s in 0u8..=40, relu in any::<bool>()) {
+            let split = SplitValue::new(v, carry).unwrap_or(SplitValue::new(v, false).unwrap());
+            prop_assert_eq!(split.value(), v as i64);
+            prop_assert_eq!(requantize_staged(split, m, s, relu), requantize(v, m, s, relu));
         }
 
-        /// The partial products are exact in their 32 bits and sum to the whole product.
+        /// Every split the inputs can express, the one past `i32::MAX` included.
         #[test]
-        fn partial_products_sum_to_the_product(v in value(), m in multiplier()) {
-            let (low, high) = partial_products(v, m);
-            prop_assert_eq!(((high as i64) << 16) + low as i64, v as i64 * m as i64);
+        fn staged_equals_the_exact_function(high in any::<i16>(), carry in any::<bool>(), low in any::<u16>(), m in multiplier(), s in 0u8..=40, relu in any::<bool>()) {
+            let split = SplitValue { high, carry, low };
+            prop_assert_eq!(requantize_staged(split, m, s, relu), requantize_exact(split.value(), m, s, relu));
+        }
+
+        /// The partial products are exact in their widths and sum to the whole product.
+        #[test]
+        fn partial_products_sum_to_the_product(high in any::<i16>(), carry in any::<bool>(), low in any::<u16>(), m in multiplier()) {
+            let split = SplitValue { high, carry, low };
+            let (low, high) = partial_products(split, m);
+            prop_assert!(low < 1 << 33);
+            prop_assert_eq!(((high as i64) << 16) + low as i64, split.value() * m as i64);
         }
     }
 
@@ -345,11 +418,16 @@ mod tests {
                         let centre = target / mult as i64;
                         for v in centre - 2..=centre + 2 {
                             let v = v.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-                            assert_eq!(
-                                requantize_staged(v, mult, shift, relu),
-                                requantize(v, mult, shift, relu),
-                                "{v} * {mult} >> {shift}, relu {relu}"
-                            );
+                            for carry in [false, true] {
+                                let Some(split) = SplitValue::new(v, carry) else {
+                                    continue;
+                                };
+                                assert_eq!(
+                                    requantize_staged(split, mult, shift, relu),
+                                    requantize(v, mult, shift, relu),
+                                    "{v} * {mult} >> {shift}, relu {relu}, carry {carry}"
+                                );
+                            }
                         }
                     }
                 }
@@ -372,13 +450,23 @@ mod tests {
             i32::MAX,
         ] {
             for m in [0u16, 1, 2, 32768, u16::MAX] {
-                let (low, high) = partial_products(v, m);
-                assert_eq!(
-                    ((high as i64) << 16) + low as i64,
-                    v as i64 * m as i64,
-                    "{v} * {m}"
-                );
-                assert_eq!(high as i64, (v as i64 >> 16) * m as i64, "{v} * {m}: high");
+                for carry in [false, true] {
+                    let Some(split) = SplitValue::new(v, carry) else {
+                        assert!(carry && v >> 16 == -32768, "{v}");
+                        continue;
+                    };
+                    let (low, high) = partial_products(split, m);
+                    assert_eq!(
+                        ((high as i64) << 16) + low as i64,
+                        v as i64 * m as i64,
+                        "{v} * {m}, carry {carry}"
+                    );
+                    assert_eq!(
+                        high as i64,
+                        ((v as i64 >> 16) - carry as i64) * m as i64,
+                        "{v} * {m}: high"
+                    );
+                }
             }
         }
     }
@@ -391,6 +479,9 @@ mod tests {
         assert_eq!(requantize(i32::MAX, u16::MAX, 31, false), 127);
         assert_eq!(requantize(-1000, 7, 3, true), 0);
         assert_eq!(requantize(100, 3, 2, true), 75);
+        // One past i32::MAX (the split `i16::MAX` with the carry) clamps high.
+        assert_eq!(requantize_exact(1 << 31, 1, 24, false), 127);
+        assert_eq!(requantize_exact(1 << 31, 1, 25, false), 64);
     }
 
     #[test]
@@ -400,7 +491,10 @@ mod tests {
         q.mult.next = 3.into();
         q.shift.next = 2.into();
         q.in_valid.next = true;
+        // 100 as the lane would hold it with a carry: high half -1, carry, low half 100.
         q.in_value.next = 100.into();
+        q.in_high.next = 0xFFFF.into();
+        q.in_carry.next = true;
         q.in_addr.next = 9.into();
         tick(&mut q, |b| &mut b.clock);
         assert!(!q.out_valid.val());
