@@ -79,6 +79,7 @@ impl DeviceInfo {
             registered_acc_reads: false,
             registered_host_reads: false,
             registered_act_reads: false,
+            registered_weight_reads: false,
         };
         config
             .validate()

@@ -163,9 +163,9 @@ pub struct Board {
     /// Accumulator depth (largest M).
     pub max_m: usize,
     /// Block RAM reads through a register, the accumulators' (`Config::registered_acc_reads`),
-    /// the host's (`Config::registered_host_reads`) and the array's activations'
-    /// (`Config::registered_act_reads`): for block RAMs whose read data arrives late (ECP5),
-    /// and where flip-flops are cheap.
+    /// the host's (`Config::registered_host_reads`), the array's activations'
+    /// (`Config::registered_act_reads`) and weights' (`Config::registered_weight_reads`): for
+    /// block RAMs whose read data arrives late (ECP5), and where flip-flops are cheap.
     pub registered_ram_reads: bool,
     /// Chip resources.
     pub resources: Resources,
@@ -444,6 +444,7 @@ impl Board {
             registered_acc_reads: self.registered_ram_reads,
             registered_host_reads: self.registered_ram_reads,
             registered_act_reads: self.registered_ram_reads,
+            registered_weight_reads: self.registered_ram_reads,
             ..base
         };
         cfg.validate()?;
@@ -495,9 +496,11 @@ mod tests {
                 (
                     cfg.registered_acc_reads,
                     cfg.registered_host_reads,
-                    cfg.registered_act_reads
+                    cfg.registered_act_reads,
+                    cfg.registered_weight_reads
                 ),
                 (
+                    b.registered_ram_reads,
                     b.registered_ram_reads,
                     b.registered_ram_reads,
                     b.registered_ram_reads

@@ -74,6 +74,12 @@ pub struct Config {
     /// the RAM's late read data. Results and cycles are the same either way, so `INFO` does
     /// not report it; boards choose it.
     pub registered_act_reads: bool,
+    /// Weight memory reads for the array go through a register: each weight RAM reads a
+    /// cycle earlier (from the controller's `wt_read_addr_next`, in copies) and its word
+    /// waits a cycle, so the code bus to a column's PEs starts at a flip-flop rather than at
+    /// the RAM's late read data. Results and cycles are the same either way, so `INFO` does
+    /// not report it; boards choose it.
+    pub registered_weight_reads: bool,
 }
 
 /// A configuration that cannot be built.
@@ -109,6 +115,7 @@ impl Config {
             registered_acc_reads: false,
             registered_host_reads: false,
             registered_act_reads: false,
+            registered_weight_reads: false,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -230,6 +230,7 @@ proptest! {
             registered_acc_reads: true,
             registered_host_reads: true,
             registered_act_reads: true,
+            registered_weight_reads: true,
             ..small_config(4, 8)
         };
         check_session(&cfg, &requests);

@@ -39,7 +39,8 @@ pub struct Controller {
     pub clock: Signal<In, Clock>,
     /// Return to idle at once.
     pub reset: Signal<In, bool>,
-    /// Start a run (one-cycle pulse while idle); the layer fields below must be valid then.
+    /// Start a run (one-cycle pulse while idle); the layer fields below must be valid then,
+    /// and `wt_base` also the cycle before (`wt_read_addr_next` follows it while idle).
     pub start: Signal<In, bool>,
     /// Activation rows of the layer.
     pub m: Signal<In, Bits<16>>,
@@ -75,6 +76,10 @@ pub struct Controller {
     pub wt_addr: Signal<Out, Bits<16>>,
     /// `wt_addr` of the next cycle (for registered copies of `wt_addr`).
     pub wt_addr_next: Signal<Out, Bits<16>>,
+    /// For weight memories read a cycle ahead: the next cycle's value of a register that
+    /// holds, on every cycle, the `wt_addr` of the cycle after (whenever `wt_valid` is set
+    /// then; while idle it follows `wt_base`, the first `wt_addr` of a run).
+    pub wt_read_addr_next: Signal<Out, Bits<16>>,
     /// Accumulator token: the row issued this cycle is the first K-tile of its outputs.
     pub tok_first: Signal<Out, bool>,
     /// Accumulator token: the row issued this cycle is the last K-tile of its outputs.
@@ -84,6 +89,7 @@ pub struct Controller {
     /// Accumulator token: output word address.
     pub tok_out: Signal<Out, Bits<16>>,
     rows: Constant<Bits<16>>,
+    rows_m1: Constant<Bits<16>>,
     cols: Constant<Bits<16>>,
     drain_last_m1: Constant<Bits<16>>,
     state: DFF<RunState>,
@@ -113,6 +119,8 @@ pub struct Controller {
     out_row: DFF<Bits<16>>,
     out_next: DFF<Bits<16>>,
     wt_next: DFF<Bits<16>>,
+    // `wt_next` of the next cycle (see `wt_read_addr_next`).
+    wt_lead: DFF<Bits<16>>,
     drain: DFF<Bits<16>>,
     drain_end: DFF<bool>,
     // kt_left == 1, nt_left == 0 and nt_left == 1, registered: the counters change only at a
@@ -125,6 +133,7 @@ pub struct Controller {
     ends_next: Signal<Local, bool>,
     issuing_act: Signal<Local, bool>,
     shape_max: Signal<Local, Bits<16>>,
+    wt_more_next: Signal<Local, bool>,
 }
 
 impl Controller {
@@ -152,11 +161,13 @@ impl Controller {
             wt_start: Default::default(),
             wt_addr: Default::default(),
             wt_addr_next: Default::default(),
+            wt_read_addr_next: Default::default(),
             tok_first: Default::default(),
             tok_last: Default::default(),
             tok_row: Default::default(),
             tok_out: Default::default(),
             rows: Constant::new((rows as u64).into()),
+            rows_m1: Constant::new(((rows - 1) as u64).into()),
             cols: Constant::new((cols as u64).into()),
             drain_last_m1: Constant::new(((rows + cols + DRAIN_EXTRA - 2) as u64).into()),
             state: Default::default(),
@@ -180,6 +191,7 @@ impl Controller {
             out_row: Default::default(),
             out_next: Default::default(),
             wt_next: Default::default(),
+            wt_lead: Default::default(),
             drain: Default::default(),
             drain_end: Default::default(),
             kt_left_one: Default::default(),
@@ -190,6 +202,7 @@ impl Controller {
             ends_next: Default::default(),
             issuing_act: Default::default(),
             shape_max: Default::default(),
+            wt_more_next: Default::default(),
         }
     }
 }
@@ -221,6 +234,7 @@ impl Logic for Controller {
             out_row,
             out_next,
             wt_next,
+            wt_lead,
             drain,
             drain_end,
             kt_left_one,
@@ -263,9 +277,17 @@ impl Logic for Controller {
         if self.cols.val() > self.rows.val() {
             self.shape_max.next = self.cols.val();
         }
+        // The next step issues a weight row (read in Issue): the run goes on and the step is
+        // a tile's first or the one after is below `rows`.
+        self.wt_more_next.next = !self.end_run.q.val()
+            & (self.at_end.q.val() | (self.step.q.val() < self.rows_m1.val()));
         match self.state.q.val() {
             RunState::Idle => {
+                // A run's first `wt_addr` is `wt_base`, and its second `wt_base + 1` (every
+                // tile has at least two weight rows).
+                self.wt_lead.d.next = self.wt_base.val();
                 if self.start.val() {
+                    self.wt_lead.d.next = self.wt_base.val() + 1;
                     self.state.d.next = RunState::Issue;
                     self.step.d.next = 0.into();
                     self.act_more.d.next = self.m.val() != 0;
@@ -309,6 +331,9 @@ impl Logic for Controller {
                 }
                 if self.step.q.val() < self.rows.val() {
                     self.wt_next.d.next = self.wt_next.q.val() + 1;
+                }
+                if self.wt_more_next.val() {
+                    self.wt_lead.d.next = self.wt_lead.q.val() + 1;
                 }
                 self.step.d.next = self.step.q.val() + 1;
                 self.act_more.d.next = self.step.q.val() < self.m_m1.q.val();
@@ -371,6 +396,7 @@ impl Logic for Controller {
         // The registers' next values, for copies kept outside (see `FanoutRegister`).
         self.busy_next.next = self.state.d.val() != RunState::Idle;
         self.wt_addr_next.next = self.wt_next.d.val();
+        self.wt_read_addr_next.next = self.wt_lead.d.val();
     }
 }
 
@@ -438,13 +464,19 @@ mod tests {
     }
 
     /// One clock cycle, checking that `busy_next` and `wt_addr_next` were the next cycle's
-    /// `busy` and `wt_addr`.
+    /// `busy` and `wt_addr`, and that the weight read address (the register behind
+    /// `wt_read_addr_next`) was the next cycle's `wt_addr` whenever that is valid.
     fn step(c: &mut Controller) {
         settle(c);
         let (busy, wt_addr) = (c.busy_next.val(), c.wt_addr_next.val());
+        let (read_addr, read_addr_next) = (c.wt_lead.q.val(), c.wt_read_addr_next.val());
         tick(c, |b| &mut b.clock);
         assert_eq!(c.busy.val(), busy, "busy_next");
         assert_eq!(c.wt_addr.val(), wt_addr, "wt_addr_next");
+        assert_eq!(c.wt_lead.q.val(), read_addr_next, "wt_read_addr_next");
+        if c.wt_valid.val() {
+            assert_eq!(c.wt_addr.val(), read_addr, "weight read address");
+        }
     }
 
     /// Runs one layer and checks every cycle against `schedule` and the cycle formula.
@@ -456,6 +488,8 @@ mod tests {
         c.act_base.next = 100.into();
         c.wt_base.next = 200.into();
         c.out_base.next = 300.into();
+        // The fields a cycle before the start, as the host link sets them (a frame earlier).
+        step(c);
         c.start.next = true;
         step(c);
         c.start.next = false;

@@ -39,8 +39,11 @@ pub struct Core {
     pub clock: Signal<In, Clock>,
     /// Abandon a run.
     pub reset: Signal<In, bool>,
-    /// Start a run of the layer below (one-cycle pulse).
+    /// Start a run of the layer below (one-cycle pulse). The layer must be valid then, and
+    /// `wt_base` also the cycle before.
     pub start: Signal<In, bool>,
+    /// `start` of the next cycle (for registered copies of it).
+    pub start_next: Signal<In, bool>,
     /// Layer: activation rows.
     pub m: Signal<In, Bits<16>>,
     /// Layer: K-tiles.
@@ -131,6 +134,13 @@ pub struct Core {
     // Registered activation reads only (`Config::registered_act_reads`; else empty): each
     // bank's word for the array, a cycle after the bank read it.
     act_word: Vec<DFF<Bits<8>>>,
+    // Registered weight reads only (`Config::registered_weight_reads`; else empty, and the
+    // copies single): each weight RAM's word for the array, a cycle after the RAM read it;
+    // copies of the controller's weight read address (a cycle ahead of `wt_addr`) and of
+    // "a run is on or starts" (the RAMs read for the array from the start cycle).
+    wt_word: Vec<DFF<Bits<2>>>,
+    wt_read_fan: FanoutRegister<Bits<16>>,
+    wt_sel_fan: FanoutRegister<bool>,
     read_select: ReadSelect,
     rd_byte: DFF<Bits<8>>,
     _rd_rows: usize,
@@ -138,6 +148,9 @@ pub struct Core {
     // `rows` and 1 with registered activation reads, else 0 and 0.
     _act_word_rows: usize,
     _act_word_first: usize,
+    _wt_word_cols: usize,
+    // `cols` without registered weight reads, else 0.
+    _wt_now_cols: usize,
     _rows: usize,
     _cols: usize,
     _tok_taps: usize,
@@ -155,6 +168,13 @@ impl Core {
         let per_rows = FanoutRegister::<bool>::copies_for(rows, LOADS_PER_COPY);
         let per_cols = FanoutRegister::<bool>::copies_for(cols, LOADS_PER_COPY);
         let act_word_rows = if cfg.registered_act_reads { rows } else { 0 };
+        // The weight RAMs' read address and select come from one pair of copies or the other
+        // (the unused pair is single, so synthesis removes it).
+        let (wt_word_cols, wt_copies, wt_now_copies) = if cfg.registered_weight_reads {
+            (cols, per_cols, 1)
+        } else {
+            (0, 1, per_cols)
+        };
         let (rd_rows, rd_cols) = if cfg.registered_host_reads {
             (rows, cols)
         } else {
@@ -164,6 +184,7 @@ impl Core {
             clock: Default::default(),
             reset: Default::default(),
             start: Default::default(),
+            start_next: Default::default(),
             m: Default::default(),
             k_tiles: Default::default(),
             n_tiles: Default::default(),
@@ -211,12 +232,15 @@ impl Core {
             tok_last: dffs(tok_taps),
             tok_row: dffs(tok_taps),
             tok_out: dffs(tok_taps),
-            busy_fan: FanoutRegister::new(per_cols),
-            wt_addr_fan: FanoutRegister::new(per_cols),
+            busy_fan: FanoutRegister::new(wt_now_copies),
+            wt_addr_fan: FanoutRegister::new(wt_now_copies),
             rd_codes: dffs(rd_cols),
             rd_acts: dffs(rd_rows),
             rd_results: dffs(rd_cols),
             act_word: dffs(act_word_rows),
+            wt_word: dffs(wt_word_cols),
+            wt_read_fan: FanoutRegister::new(wt_copies),
+            wt_sel_fan: FanoutRegister::new(wt_copies),
             rd_addr_acts: FanoutRegister::new(per_rows),
             rd_addr_weights: FanoutRegister::new(per_cols),
             rd_addr_results: FanoutRegister::new(per_cols),
@@ -226,6 +250,8 @@ impl Core {
             _rd_cols: rd_cols,
             _act_word_rows: act_word_rows,
             _act_word_first: act_word_rows.min(1),
+            _wt_word_cols: wt_word_cols,
+            _wt_now_cols: cols - wt_word_cols,
             _rows: rows,
             _cols: cols,
             _tok_taps: tok_taps,
@@ -252,6 +278,10 @@ impl Logic for Core {
         self.busy_fan.d.next = self.ctrl.busy_next.val();
         self.wt_addr_fan.clock.next = self.clock.val();
         self.wt_addr_fan.d.next = self.ctrl.wt_addr_next.val();
+        self.wt_read_fan.clock.next = self.clock.val();
+        self.wt_read_fan.d.next = self.ctrl.wt_read_addr_next.val();
+        self.wt_sel_fan.clock.next = self.clock.val();
+        self.wt_sel_fan.d.next = self.ctrl.busy_next.val() | self.start_next.val();
         self.rd_addr_acts.clock.next = self.clock.val();
         self.rd_addr_acts.d.next = self.host_rd_addr_next.val();
         self.rd_addr_weights.clock.next = self.clock.val();
@@ -364,14 +394,6 @@ impl Logic for Core {
             // Weights: one row per cycle onto the code bus.
             self.weight_rams[j].clock.next = self.clock.val();
             self.weight_stage[j].clock.next = self.clock.val();
-            // The weight RAMs read for the array during a run (from copies of the controller's
-            // `busy` and `wt_addr`, each driving `LOADS_PER_COPY` RAMs: `j / 8`, as hdl_gen
-            // takes no constants in an index), else for the host.
-            self.weight_rams[j].read_address.next = self.rd_addr_weights.q[j / 8].val();
-            if self.busy_fan.q[j / 8].val() {
-                self.weight_rams[j].read_address.next = self.wt_addr_fan.q[j / 8].val();
-            }
-            self.array.code_in[j].next = self.weight_rams[j].read_data.val();
             self.weight_stage[j].d.next = self.weight_stage[j].q.val();
             if self.host_stage.val()
                 & !self.host_wr_acts.val()
@@ -401,6 +423,28 @@ impl Logic for Core {
             self.result_rams[j].write_data.next = self.requants[j].out_raw.val();
             self.result_rams[j].write_enable.next =
                 self.requants[j].out_valid.val() & !self.int8_out.val();
+        }
+        // The weight RAMs read for the array during a run (from copies of the controller's
+        // `busy` and `wt_addr`, each driving `LOADS_PER_COPY` RAMs: `j / 8`, as hdl_gen takes
+        // no constants in an index), else for the host.
+        for j in 0..self._wt_now_cols {
+            self.weight_rams[j].read_address.next = self.rd_addr_weights.q[j / 8].val();
+            if self.busy_fan.q[j / 8].val() {
+                self.weight_rams[j].read_address.next = self.wt_addr_fan.q[j / 8].val();
+            }
+            self.array.code_in[j].next = self.weight_rams[j].read_data.val();
+        }
+        // Registered weight reads: each RAM reads a cycle ahead, from the start cycle on, and
+        // the array takes its word from `wt_word`, at the cycle it took the RAM's read data
+        // before.
+        for j in 0..self._wt_word_cols {
+            self.wt_word[j].clock.next = self.clock.val();
+            self.wt_word[j].d.next = self.weight_rams[j].read_data.val();
+            self.weight_rams[j].read_address.next = self.rd_addr_weights.q[j / 8].val();
+            if self.wt_sel_fan.q[j / 8].val() {
+                self.weight_rams[j].read_address.next = self.wt_read_fan.q[j / 8].val();
+            }
+            self.array.code_in[j].next = self.wt_word[j].q.val();
         }
         for j in 1..self._cols {
             self.lanes[j].tok_valid_in.next = self.lanes[j - 1].tok_valid_out.val();

@@ -76,6 +76,8 @@ pub struct HostLink {
     pub out_ready: Signal<In, bool>,
     /// To the core: start the configured layer.
     pub start: Signal<Out, bool>,
+    /// `start` of the next cycle (for registered copies of it).
+    pub start_next: Signal<Out, bool>,
     /// To the core: layer rows.
     pub m: Signal<Out, Bits<16>>,
     /// To the core: K-tiles.
@@ -367,6 +369,7 @@ impl HostLink {
             out_valid: Default::default(),
             out_ready: Default::default(),
             start: Default::default(),
+            start_next: Default::default(),
             m: Default::default(),
             k_tiles: Default::default(),
             n_tiles: Default::default(),
@@ -1357,6 +1360,7 @@ impl Logic for HostLink {
         }
         // The read address's next value, for copies kept in the core (see `FanoutRegister`).
         self.host_rd_addr_next.next = self.r_addr.d.val();
+        self.start_next.next = self.state.d.val() == LinkState::RunStart;
     }
 }
 
@@ -1435,6 +1439,54 @@ mod tests {
                 "the READ's words: {addresses:?}"
             );
         }
+    }
+
+    #[test]
+    fn start_next_is_the_next_cycles_start_and_the_layer_is_set_before() {
+        // CONFIGURE then RUN, the run finished by `done` a while after `start`: every cycle's
+        // `start_next` must be the next cycle's `start` (the core's copies rely on it), and
+        // `wt_base` must hold the layer's value the cycle before `start` (the weight memories
+        // read a cycle ahead).
+        let cfg = Config::new(4, 4).unwrap();
+        let mut link = HostLink::new(&cfg);
+        link.connect_all();
+        link.out_ready.next = true;
+        let mut layer = vec![];
+        for field in [1u16, 1, 1, 0, 7, 0, 1] {
+            layer.extend(field.to_le_bytes());
+        }
+        layer.extend([0, 0]);
+        let mut bytes = protocol::frame(protocol::REQUEST_SYNC, Opcode::Configure as u8, &layer);
+        bytes.extend(protocol::frame(
+            protocol::REQUEST_SYNC,
+            Opcode::Run as u8,
+            &[],
+        ));
+        let (mut sent, mut starts, mut since_start) = (0, 0, None);
+        let mut wt_base_before = 0;
+        for cycle in 0..2000 {
+            link.in_valid.next = sent < bytes.len();
+            if sent < bytes.len() {
+                link.in_data.next = (bytes[sent] as u64).into();
+            }
+            link.done.next = since_start == Some(20);
+            settle(&mut link);
+            if link.in_valid.val() && link.in_ready.val() {
+                sent += 1;
+            }
+            let next = link.start_next.val();
+            let wt_base = link.wt_base.val().index();
+            tick(&mut link, |l| &mut l.clock);
+            assert_eq!(link.start.val(), next, "cycle {cycle}");
+            since_start = since_start.map(|c| c + 1);
+            if link.start.val() {
+                starts += 1;
+                since_start = Some(0);
+                wt_base_before = wt_base;
+            }
+        }
+        assert_eq!(starts, 1);
+        assert_eq!(wt_base_before, 7);
     }
 
     #[test]
