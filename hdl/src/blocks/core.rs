@@ -56,7 +56,9 @@ pub struct Core {
     pub wt_base: Signal<In, Bits<16>>,
     /// Layer: first output word.
     pub out_base: Signal<In, Bits<16>>,
-    /// Layer: requantization multiplier.
+    /// Layer: requantization multiplier. This and the three fields below reach the lanes
+    /// through copies, a cycle after they change (the host link sets them a frame before a
+    /// run).
     pub mult: Signal<In, Bits<16>>,
     /// Layer: requantization shift.
     pub shift: Signal<In, Bits<5>>,
@@ -141,6 +143,13 @@ pub struct Core {
     wt_word: Vec<DFF<Bits<2>>>,
     wt_read_fan: FanoutRegister<Bits<16>>,
     wt_sel_fan: FanoutRegister<bool>,
+    // Copies of the layer's output fields, one per `LOADS_PER_COPY` lanes: the
+    // requantizers' multiplier (straight into their block multipliers), shift and ReLU, and
+    // the int8 flag that steers their writes.
+    mult_fan: FanoutRegister<Bits<16>>,
+    shift_fan: FanoutRegister<Bits<5>>,
+    relu_fan: FanoutRegister<bool>,
+    int8_fan: FanoutRegister<bool>,
     read_select: ReadSelect,
     rd_byte: DFF<Bits<8>>,
     _rd_rows: usize,
@@ -241,6 +250,10 @@ impl Core {
             wt_word: dffs(wt_word_cols),
             wt_read_fan: FanoutRegister::new(wt_copies),
             wt_sel_fan: FanoutRegister::new(wt_copies),
+            mult_fan: FanoutRegister::new(per_cols),
+            shift_fan: FanoutRegister::new(per_cols),
+            relu_fan: FanoutRegister::new(per_cols),
+            int8_fan: FanoutRegister::new(per_cols),
             rd_addr_acts: FanoutRegister::new(per_rows),
             rd_addr_weights: FanoutRegister::new(per_cols),
             rd_addr_results: FanoutRegister::new(per_cols),
@@ -282,6 +295,14 @@ impl Logic for Core {
         self.wt_read_fan.d.next = self.ctrl.wt_read_addr_next.val();
         self.wt_sel_fan.clock.next = self.clock.val();
         self.wt_sel_fan.d.next = self.ctrl.busy_next.val() | self.start_next.val();
+        self.mult_fan.clock.next = self.clock.val();
+        self.mult_fan.d.next = self.mult.val();
+        self.shift_fan.clock.next = self.clock.val();
+        self.shift_fan.d.next = self.shift.val();
+        self.relu_fan.clock.next = self.clock.val();
+        self.relu_fan.d.next = self.relu.val();
+        self.int8_fan.clock.next = self.clock.val();
+        self.int8_fan.d.next = self.int8_out.val();
         self.rd_addr_acts.clock.next = self.clock.val();
         self.rd_addr_acts.d.next = self.host_rd_addr_next.val();
         self.rd_addr_weights.clock.next = self.clock.val();
@@ -414,15 +435,15 @@ impl Logic for Core {
             self.requants[j].in_high.next = self.lanes[j].result_high.val();
             self.requants[j].in_carry.next = self.lanes[j].result_carry.val();
             self.requants[j].in_addr.next = self.lanes[j].result_addr.val();
-            self.requants[j].mult.next = self.mult.val();
-            self.requants[j].shift.next = self.shift.val();
-            self.requants[j].relu.next = self.relu.val();
+            self.requants[j].mult.next = self.mult_fan.q[j / 8].val();
+            self.requants[j].shift.next = self.shift_fan.q[j / 8].val();
+            self.requants[j].relu.next = self.relu_fan.q[j / 8].val();
             self.result_rams[j].clock.next = self.clock.val();
             self.result_rams[j].read_address.next = self.rd_addr_results.q[j / 8].val();
             self.result_rams[j].write_address.next = self.requants[j].out_addr.val();
             self.result_rams[j].write_data.next = self.requants[j].out_raw.val();
             self.result_rams[j].write_enable.next =
-                self.requants[j].out_valid.val() & !self.int8_out.val();
+                self.requants[j].out_valid.val() & !self.int8_fan.q[j / 8].val();
         }
         // The weight RAMs read for the array during a run (from copies of the controller's
         // `busy` and `wt_addr`, each driving `LOADS_PER_COPY` RAMs: `j / 8`, as hdl_gen takes
@@ -457,7 +478,7 @@ impl Logic for Core {
         // The requantizer writes when it has a byte; the host's writes (between runs) are
         // blocked during a run by their enable above.
         for j in 0..self._square {
-            if self.requants[j].out_valid.val() & self.int8_out.val() {
+            if self.requants[j].out_valid.val() & self.int8_fan.q[j / 8].val() {
                 self.act_banks[j].write_address.next = self.requants[j].out_addr.val();
                 self.act_banks[j].write_data.next = self.requants[j].out_byte.val();
                 self.act_banks[j].write_enable.next = true;
