@@ -147,6 +147,12 @@ pub struct Core {
     // requantizers' multiplier (straight into their block multipliers), shift and ReLU, and
     // the int8 flag that steers their writes.
     mult_fan: FanoutRegister<Bits<16>>,
+    // Square arrays only (else empty): each requantizer's int8 write, registered on its way
+    // to the activation bank of its index (a bank feeds a row, at the array's left edge,
+    // and the requantizer sits under its column, so the path is long).
+    int8_valid: Vec<DFF<bool>>,
+    int8_addr: Vec<DFF<Bits<16>>>,
+    int8_byte: Vec<DFF<Bits<8>>>,
     shift_fan: FanoutRegister<Bits<5>>,
     relu_fan: FanoutRegister<bool>,
     int8_fan: FanoutRegister<bool>,
@@ -177,6 +183,7 @@ impl Core {
         let per_rows = FanoutRegister::<bool>::copies_for(rows, LOADS_PER_COPY);
         let per_cols = FanoutRegister::<bool>::copies_for(cols, LOADS_PER_COPY);
         let act_word_rows = if cfg.registered_act_reads { rows } else { 0 };
+        let square = if rows == cols { rows } else { 0 };
         // The weight RAMs' read address and select come from one pair of copies or the other
         // (the unused pair is single, so synthesis removes it).
         let (wt_word_cols, wt_copies, wt_now_copies) = if cfg.registered_weight_reads {
@@ -251,6 +258,9 @@ impl Core {
             wt_read_fan: FanoutRegister::new(wt_copies),
             wt_sel_fan: FanoutRegister::new(wt_copies),
             mult_fan: FanoutRegister::new(per_cols),
+            int8_valid: dffs(square),
+            int8_addr: dffs(square),
+            int8_byte: dffs(square),
             shift_fan: FanoutRegister::new(per_cols),
             relu_fan: FanoutRegister::new(per_cols),
             int8_fan: FanoutRegister::new(per_cols),
@@ -268,7 +278,7 @@ impl Core {
             _rows: rows,
             _cols: cols,
             _tok_taps: tok_taps,
-            _square: if rows == cols { rows } else { 0 },
+            _square: square,
         }
     }
 }
@@ -474,13 +484,23 @@ impl Logic for Core {
             self.lanes[j].tok_row_in.next = self.lanes[j - 1].tok_row_out.val();
             self.lanes[j].tok_out_in.next = self.lanes[j - 1].tok_out_out.val();
         }
-        // int8 results go to the activation bank of the same index (square arrays only).
-        // The requantizer writes when it has a byte; the host's writes (between runs) are
-        // blocked during a run by their enable above.
+        // int8 results go to the activation bank of the same index (square arrays only),
+        // through a register: a bank writes a requantizer's byte a cycle after the result
+        // RAM would have taken its int32, and the run's last one lands at the end of its last
+        // cycle, `done` (the int32 results land a cycle before it; docs/architecture.md,
+        // "Cycle count"). The host's writes (between runs) are blocked during a run by their
+        // enable above, and yield to this one.
         for j in 0..self._square {
-            if self.requants[j].out_valid.val() & self.int8_fan.q[j / 8].val() {
-                self.act_banks[j].write_address.next = self.requants[j].out_addr.val();
-                self.act_banks[j].write_data.next = self.requants[j].out_byte.val();
+            self.int8_valid[j].clock.next = self.clock.val();
+            self.int8_addr[j].clock.next = self.clock.val();
+            self.int8_byte[j].clock.next = self.clock.val();
+            self.int8_valid[j].d.next =
+                self.requants[j].out_valid.val() & self.int8_fan.q[j / 8].val();
+            self.int8_addr[j].d.next = self.requants[j].out_addr.val();
+            self.int8_byte[j].d.next = self.requants[j].out_byte.val();
+            if self.int8_valid[j].q.val() {
+                self.act_banks[j].write_address.next = self.int8_addr[j].q.val();
+                self.act_banks[j].write_data.next = self.int8_byte[j].q.val();
                 self.act_banks[j].write_enable.next = true;
             }
         }
