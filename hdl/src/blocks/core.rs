@@ -540,3 +540,112 @@ impl Logic for Core {
         self.host_rd_byte.next = self.rd_byte.q.val();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::testing::{settle, tick};
+    use crate::protocol::encode_weight;
+
+    /// Stages `bytes` (one per lane of the word) and commits them at `addr`.
+    fn host_write(core: &mut Core, acts: bool, addr: u64, bytes: &[u8]) {
+        core.host_wr_acts.next = acts;
+        core.host_wr_addr.next = addr.into();
+        for (k, &b) in bytes.iter().enumerate() {
+            core.host_stage.next = true;
+            core.host_wr_sel.next = (1u64 << k).into();
+            core.host_wr_byte.next = (b as u64).into();
+            tick(core, |c| &mut c.clock);
+        }
+        core.host_stage.next = false;
+        core.host_commit.next = true;
+        tick(core, |c| &mut c.clock);
+        core.host_commit.next = false;
+    }
+
+    #[test]
+    fn every_result_is_in_memory_at_the_end_of_the_runs_last_cycle() {
+        // A 4x4 layer of 6 rows, 2 K-tiles and 2 N-tiles, all weights +1: output (m, n) is
+        // the sum of row m's 8 activations. The int8 bytes reach activation bank j through a
+        // register, a cycle after an int32 would reach the result RAM; both must be in memory
+        // when the cycle that raises `done` (the run's last, `Config::run_cycles`) ends.
+        for (int8, registered) in [(false, false), (true, false), (false, true), (true, true)] {
+            let cfg = Config {
+                act_depth: 64,
+                weight_depth: 64,
+                result_depth: 64,
+                max_m: 16,
+                registered_acc_reads: registered,
+                registered_host_reads: registered,
+                registered_act_reads: registered,
+                registered_weight_reads: registered,
+                ..Config::new(4, 4).unwrap()
+            };
+            let (m, kt, nt) = (6usize, 2usize, 2usize);
+            let mut core = Core::new(&cfg);
+            core.connect_all();
+            let act = |r: usize, k: usize| ((r * 8 + k) % 11) as i8 - 3;
+            for r in 0..m {
+                for t in 0..kt {
+                    let word: Vec<u8> = (0..4).map(|i| act(r, t * 4 + i) as u8).collect();
+                    host_write(&mut core, true, (r * kt + t) as u64, &word);
+                }
+            }
+            let plus = encode_weight(1).unwrap();
+            let codes = plus | plus << 2 | plus << 4 | plus << 6;
+            for w in 0..kt * nt * 4 {
+                host_write(&mut core, false, w as u64, &[codes]);
+            }
+            let out_base = 32;
+            core.m.next = (m as u64).into();
+            core.k_tiles.next = (kt as u64).into();
+            core.n_tiles.next = (nt as u64).into();
+            core.act_base.next = 0.into();
+            core.wt_base.next = 0.into();
+            core.out_base.next = out_base.into();
+            core.mult.next = 1.into();
+            core.shift.next = 0.into();
+            core.int8_out.next = int8;
+            core.relu.next = false;
+            // The layer a cycle before the start, as the host link sets it.
+            tick(&mut core, |c| &mut c.clock);
+            core.start_next.next = true;
+            settle(&mut core);
+            tick(&mut core, |c| &mut c.clock);
+            core.start_next.next = false;
+            core.start.next = true;
+            let mut cycles = 0u64;
+            loop {
+                settle(&mut core);
+                let done = core.done.val();
+                tick(&mut core, |c| &mut c.clock);
+                core.start.next = false;
+                cycles += 1;
+                if done {
+                    break;
+                }
+                assert!(cycles < 1000, "no done");
+            }
+            assert_eq!(cycles, cfg.run_cycles(m, kt, nt), "int8 {int8}");
+            for r in 0..m {
+                let sum: i32 = (0..kt * 4).map(|k| act(r, k) as i32).sum();
+                for n in 0..nt {
+                    let word = out_base as usize + r * nt + n;
+                    for j in 0..4 {
+                        if int8 {
+                            let got = core.act_banks[j].word(word).index() as u8 as i8;
+                            assert_eq!(
+                                got as i32,
+                                sum.clamp(-128, 127),
+                                "row {r} n-tile {n} lane {j}"
+                            );
+                        } else {
+                            let got = core.result_rams[j].word(word).index() as u32 as i32;
+                            assert_eq!(got, sum, "row {r} n-tile {n} lane {j}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -80,6 +80,12 @@ impl<D: Synth> LaneRam<D> {
         self._mem.len()
     }
 
+    /// The word at `address` in this simulation (zero beyond the depth), for tests that
+    /// check what a block wrote and when.
+    pub fn word(&self, address: usize) -> D {
+        self._mem.get(address).copied().unwrap_or_default()
+    }
+
     /// Clock edges so far (in this simulation) at which the read address was the address
     /// being written: what such a read returns is left open (see the module docs), so a block
     /// that uses its reads tests that this stays zero.
