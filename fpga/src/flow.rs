@@ -152,6 +152,9 @@ pub struct BuildReport {
     pub spram: Usage,
     /// Multipliers.
     pub dsp: Usage,
+    /// Block RAMs whose read register is their own output register (ECP5: the fabric
+    /// flip-flop behind each read merged into the DP16KD, `bram_outreg`); 0 on iCE40.
+    pub bram_output_registers: usize,
     /// Cells of the whole design after synthesis.
     pub synth: CellCounts,
     /// LUT4s of the array alone (synthesized by itself), if measured.
@@ -216,6 +219,13 @@ impl fmt::Display for BuildReport {
         writeln!(f, "  {lut_name:<16} {luts}")?;
         writeln!(f, "  flip-flops       {}", self.ffs)?;
         writeln!(f, "  block RAM        {}", self.bram)?;
+        if self.bram_output_registers > 0 {
+            writeln!(
+                f,
+                "                   {} with their output register",
+                self.bram_output_registers
+            )?;
+        }
         if self.spram.total > 0 {
             writeln!(f, "  SPRAM            {}", self.spram)?;
         }
@@ -656,6 +666,22 @@ pub fn build(
     progress(Progress::Step("synthesis".into()));
     let synth = synthesize(board, dir, &verilog, "board", "board", true)?;
     check_fit(board, &synth)?;
+    let bram_output_registers = match board.family {
+        Family::Ice40 => 0,
+        Family::Ecp5 => {
+            progress(Progress::Step("block RAM output registers".into()));
+            let path = dir.join("board.json");
+            let text = fs::read_to_string(&path).map_err(|e| io_err("read", &path, e))?;
+            let mut netlist: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| BuildError::Io(format!("{}: {e}", path.display())))?;
+            let stats = crate::bram_outreg::absorb_output_registers(&mut netlist, "board")
+                .map_err(|e| BuildError::Io(format!("{}: {e}", path.display())))?;
+            let text = serde_json::to_string(&netlist)
+                .map_err(|e| BuildError::Io(format!("{}: {e}", path.display())))?;
+            fs::write(&path, text).map_err(|e| io_err("write", &path, e))?;
+            stats.rams
+        }
+    };
 
     let array = if opts.array_report {
         progress(Progress::Step("array alone".into()));
@@ -809,6 +835,7 @@ pub fn build(
         bram: usage(bram_key, synth.brams, res.brams),
         spram: usage("ICESTORM_SPRAM", synth.sprams, res.sprams),
         dsp: usage(dsp_key, synth.dsps, res.dsps),
+        bram_output_registers,
         synth,
         array_luts: array.map(|a| a.luts),
         array_ffs: array.map(|a| a.ffs),

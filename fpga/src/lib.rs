@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod board;
+pub mod bram_outreg;
 pub mod constraints;
 pub mod flash;
 pub mod flow;

@@ -106,4 +106,8 @@ fn icebreaker_and_ulx3s_85f_bitstreams_fit_and_meet_timing() {
     check(&ecp5, Family::Ecp5);
     assert_eq!(ecp5.mac_lanes, 32);
     assert!(ecp5.luts_total > 80_000);
+    // Every block RAM read goes through a fabric register on ECP5 (`registered_ram_reads`),
+    // and every one of those registers is merged into its DP16KD.
+    assert_eq!(ecp5.bram_output_registers, ecp5.bram.used, "{ecp5}");
+    assert_eq!(ice.bram_output_registers, 0);
 }
