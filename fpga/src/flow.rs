@@ -153,8 +153,11 @@ pub struct BuildReport {
     /// Multipliers.
     pub dsp: Usage,
     /// Block RAMs whose read register is their own output register (ECP5: the fabric
-    /// flip-flop behind each read merged into the DP16KD, `bram_outreg`); 0 on iCE40.
+    /// flip-flop behind each read merged into the DP16KD, `output_registers`); 0 on iCE40.
     pub bram_output_registers: usize,
+    /// Multipliers whose product register is their own output register (ECP5, as above);
+    /// 0 on iCE40.
+    pub dsp_output_registers: usize,
     /// Cells of the whole design after synthesis.
     pub synth: CellCounts,
     /// LUT4s of the array alone (synthesized by itself), if measured.
@@ -230,6 +233,13 @@ impl fmt::Display for BuildReport {
             writeln!(f, "  SPRAM            {}", self.spram)?;
         }
         writeln!(f, "  DSP              {}", self.dsp)?;
+        if self.dsp_output_registers > 0 {
+            writeln!(
+                f,
+                "                   {} with their output register",
+                self.dsp_output_registers
+            )?;
+        }
         if let (Some(a), Some(per)) = (self.array_luts, self.array_luts_per_lane) {
             writeln!(
                 f,
@@ -666,20 +676,24 @@ pub fn build(
     progress(Progress::Step("synthesis".into()));
     let synth = synthesize(board, dir, &verilog, "board", "board", true)?;
     check_fit(board, &synth)?;
-    let bram_output_registers = match board.family {
-        Family::Ice40 => 0,
+    let (bram_output_registers, dsp_output_registers) = match board.family {
+        Family::Ice40 => (0, 0),
         Family::Ecp5 => {
-            progress(Progress::Step("block RAM output registers".into()));
+            progress(Progress::Step(
+                "block RAM and multiplier output registers".into(),
+            ));
             let path = dir.join("board.json");
             let text = fs::read_to_string(&path).map_err(|e| io_err("read", &path, e))?;
             let mut netlist: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| BuildError::Io(format!("{}: {e}", path.display())))?;
-            let stats = crate::bram_outreg::absorb_output_registers(&mut netlist, "board")
+            let rams = crate::output_registers::absorb_output_registers(&mut netlist, "board")
+                .map_err(|e| BuildError::Io(format!("{}: {e}", path.display())))?;
+            let mults = crate::output_registers::absorb_multiplier_registers(&mut netlist, "board")
                 .map_err(|e| BuildError::Io(format!("{}: {e}", path.display())))?;
             let text = serde_json::to_string(&netlist)
                 .map_err(|e| BuildError::Io(format!("{}: {e}", path.display())))?;
             fs::write(&path, text).map_err(|e| io_err("write", &path, e))?;
-            stats.rams
+            (rams.cells, mults.cells)
         }
     };
 
@@ -836,6 +850,7 @@ pub fn build(
         spram: usage("ICESTORM_SPRAM", synth.sprams, res.sprams),
         dsp: usage(dsp_key, synth.dsps, res.dsps),
         bram_output_registers,
+        dsp_output_registers,
         synth,
         array_luts: array.map(|a| a.luts),
         array_ffs: array.map(|a| a.ffs),

@@ -8,10 +8,10 @@
 #![forbid(unsafe_code)]
 
 pub mod board;
-pub mod bram_outreg;
 pub mod constraints;
 pub mod flash;
 pub mod flow;
+pub mod output_registers;
 pub mod pll;
 pub mod top;
 pub mod virtual_board;

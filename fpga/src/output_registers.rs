@@ -1,4 +1,5 @@
-//! ECP5 block RAM output registers, taken from the fabric flip-flop that follows each read.
+//! ECP5 block RAM and multiplier output registers, taken from the fabric flip-flops that
+//! follow them.
 //!
 //! A DP16KD without its output register (`REGMODE = NOREG`) delivers read data about 5.8 ns
 //! after the clock (speed grade 6); with it (`OUTREG`) about 0.95 ns, a cycle later. The
@@ -16,18 +17,22 @@
 //! value (yosys's `REGSET`) is not the output register's, but nothing reads a memory before
 //! the board top releases reset, some cycles after the PLL locks (see `lane_ram.rs` for the
 //! same argument about the read register).
+//!
+//! The block multipliers (MULT18X18D) get the same treatment: yosys maps every product to a
+//! multiplier without its registers, and the requantizers and the host link register every
+//! product at once.
 
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
-/// What [`absorb_output_registers`] did.
+/// What [`absorb_output_registers`] or [`absorb_multiplier_registers`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OutregStats {
-    /// DP16KDs now using their port-B output register.
-    pub rams: usize,
-    /// DP16KDs left as they were (a read bit with another load, or a flip-flop with an
+    /// Cells (DP16KDs or MULT18X18Ds) now using their output register.
+    pub cells: usize,
+    /// Cells left as they were (an output bit with another load, or a flip-flop with an
     /// enable, a reset or another clock).
-    pub rams_left: usize,
+    pub cells_left: usize,
     /// Flip-flops removed.
     pub ffs_removed: usize,
 }
@@ -76,17 +81,8 @@ fn is_plain_ff(cell: &Value, clock: u64) -> bool {
         && single_net(cell, "Q").is_some()
 }
 
-/// Merges each DP16KD's port-B read register (see the module docs) in the top module
-/// `top` of a yosys JSON netlist.
-pub fn absorb_output_registers(netlist: &mut Value, top: &str) -> Result<OutregStats, String> {
-    let cells = netlist
-        .get_mut("modules")
-        .and_then(|m| m.get_mut(top))
-        .and_then(|m| m.get_mut("cells"))
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| format!("the netlist has no module `{top}` with cells"))?;
-
-    // Every input pin on every net bit: (cell, port).
+/// Every input pin on every net bit: (cell, port).
+fn input_loads(cells: &serde_json::Map<String, Value>) -> HashMap<u64, Vec<(String, String)>> {
     let mut loads: HashMap<u64, Vec<(String, String)>> = HashMap::new();
     for (name, cell) in cells.iter() {
         let dirs = cell.get("port_directions").and_then(Value::as_object);
@@ -107,6 +103,20 @@ pub fn absorb_output_registers(netlist: &mut Value, top: &str) -> Result<OutregS
         }
     }
 
+    loads
+}
+
+/// Merges each DP16KD's port-B read register (see the module docs) in the top module
+/// `top` of a yosys JSON netlist.
+pub fn absorb_output_registers(netlist: &mut Value, top: &str) -> Result<OutregStats, String> {
+    let cells = netlist
+        .get_mut("modules")
+        .and_then(|m| m.get_mut(top))
+        .and_then(|m| m.get_mut("cells"))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| format!("the netlist has no module `{top}` with cells"))?;
+
+    let loads = input_loads(cells);
     let mut stats = OutregStats::default();
     let mut plans: Vec<(String, Vec<ReadBitMove>)> = vec![];
     for (name, cell) in cells.iter() {
@@ -116,7 +126,7 @@ pub fn absorb_output_registers(netlist: &mut Value, top: &str) -> Result<OutregS
             continue;
         }
         let Some(clock) = single_net(cell, "CLKB") else {
-            stats.rams_left += 1;
+            stats.cells_left += 1;
             continue;
         };
         let enabled = tied_or_absent(cell, "OCEB", "1") && tied_or_absent(cell, "RSTB", "0");
@@ -147,7 +157,7 @@ pub fn absorb_output_registers(netlist: &mut Value, top: &str) -> Result<OutregS
         if ok && !moves.is_empty() {
             plans.push((name.clone(), moves));
         } else {
-            stats.rams_left += 1;
+            stats.cells_left += 1;
         }
     }
 
@@ -159,7 +169,99 @@ pub fn absorb_output_registers(netlist: &mut Value, top: &str) -> Result<OutregS
             cell["connections"][port] = Value::Array(vec![Value::from(*q)]);
             removed.insert(ff.clone());
         }
-        stats.rams += 1;
+        stats.cells += 1;
+    }
+    for ff in &removed {
+        cells.remove(ff);
+    }
+    stats.ffs_removed = removed.len();
+    Ok(stats)
+}
+
+/// Merges each MULT18X18D's output register the same way: for every block multiplier whose
+/// product bits each drive one plain flip-flop and nothing else, all on one clock, the
+/// multiplier gets `REG_OUTPUT_CLK = CLK0` (clock enable and reset tied off) and the
+/// flip-flops are removed. The product then leaves the multiplier's own register instead of
+/// its array (3.9 ns) and the routing to a slice.
+pub fn absorb_multiplier_registers(netlist: &mut Value, top: &str) -> Result<OutregStats, String> {
+    let cells = netlist
+        .get_mut("modules")
+        .and_then(|m| m.get_mut(top))
+        .and_then(|m| m.get_mut("cells"))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| format!("the netlist has no module `{top}` with cells"))?;
+    let loads = input_loads(cells);
+    let mut stats = OutregStats::default();
+    let mut plans: Vec<(String, u64, Vec<ReadBitMove>)> = vec![];
+    for (name, cell) in cells.iter() {
+        if cell.get("type").and_then(Value::as_str) != Some("MULT18X18D")
+            || param(cell, "REG_OUTPUT_CLK").is_some_and(|v| v != "NONE")
+            || port_bits(cell, "CLK0").is_some_and(|b| b.iter().any(|v| v.is_u64()))
+        {
+            continue;
+        }
+        let mut clock = None;
+        let mut moves = vec![];
+        let mut ok = true;
+        for (port, bits) in cell
+            .get("connections")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if !(port.starts_with('P') && port[1..].chars().all(|c| c.is_ascii_digit())) {
+                continue;
+            }
+            let Some(net) = bits.as_array().and_then(|b| b.first()).and_then(bit) else {
+                continue;
+            };
+            match loads.get(&net).map(Vec::as_slice) {
+                None | Some([]) => {}
+                Some([(ff, pin)]) if pin == "DI" => {
+                    let ff_clock = single_net(&cells[ff], "CLK");
+                    match (ff_clock, clock) {
+                        (Some(c), None) => clock = Some(c),
+                        (Some(c), Some(k)) if c == k => {}
+                        _ => ok = false,
+                    }
+                    if ok && is_plain_ff(&cells[ff], ff_clock.unwrap_or(u64::MAX)) {
+                        let q = single_net(&cells[ff], "Q").expect("checked by is_plain_ff");
+                        moves.push((port.clone(), ff.clone(), q));
+                    } else {
+                        ok = false;
+                    }
+                }
+                Some(_) => ok = false,
+            }
+        }
+        match clock {
+            Some(clock) if ok && !moves.is_empty() => plans.push((name.clone(), clock, moves)),
+            _ => stats.cells_left += 1,
+        }
+    }
+    let mut removed = HashSet::new();
+    for (mult, clock, moves) in plans {
+        let cell = cells.get_mut(&mult).expect("planned from this map");
+        for (k, v) in [
+            ("REG_OUTPUT_CLK", "CLK0"),
+            ("REG_OUTPUT_CE", "CE0"),
+            ("REG_OUTPUT_RST", "RST0"),
+        ] {
+            cell["parameters"][k] = Value::String(v.into());
+        }
+        for (port, value) in [
+            ("CLK0", Value::from(clock)),
+            ("CE0", Value::from("1")),
+            ("RST0", Value::from("0")),
+        ] {
+            cell["connections"][port] = Value::Array(vec![value]);
+            cell["port_directions"][port] = Value::String("input".into());
+        }
+        for (port, ff, q) in &moves {
+            cell["connections"][port] = Value::Array(vec![Value::from(*q)]);
+            removed.insert(ff.clone());
+        }
+        stats.cells += 1;
     }
     for ff in &removed {
         cells.remove(ff);
@@ -231,8 +333,8 @@ mod tests {
         assert_eq!(
             stats,
             OutregStats {
-                rams: 1,
-                rams_left: 0,
+                cells: 1,
+                cells_left: 0,
                 ffs_removed: 2
             }
         );
@@ -261,7 +363,7 @@ mod tests {
             let mut n = before.clone();
             let stats = absorb_output_registers(&mut n, "board").unwrap();
             assert_eq!(
-                (stats.rams, stats.rams_left, stats.ffs_removed),
+                (stats.cells, stats.cells_left, stats.ffs_removed),
                 (0, 1, 0),
                 "case {k}"
             );
@@ -278,8 +380,55 @@ mod tests {
             let before = netlist(json!({"ram": ram(2, &[10]), "ff0": f}));
             let mut n = before.clone();
             let stats = absorb_output_registers(&mut n, "board").unwrap();
-            assert_eq!(stats.rams, 0, "{port}");
+            assert_eq!(stats.cells, 0, "{port}");
             assert_eq!(n, before, "{port}");
+        }
+    }
+
+    fn mult(p: &[u64]) -> Value {
+        let mut conns = serde_json::Map::new();
+        let mut dirs = serde_json::Map::new();
+        conns.insert("A0".into(), json!([5]));
+        dirs.insert("A0".into(), json!("input"));
+        for (i, b) in p.iter().enumerate() {
+            conns.insert(format!("P{i}"), json!([b]));
+            dirs.insert(format!("P{i}"), json!("output"));
+        }
+        json!({"type": "MULT18X18D", "parameters": {}, "port_directions": dirs,
+               "connections": conns})
+    }
+
+    #[test]
+    fn a_multiplier_takes_its_product_register_and_others_are_left() {
+        let mut n = netlist(json!({
+            "m": mult(&[10, 11, 12]),
+            "ff0": ff(2, 10, 20),
+            "ff1": ff(2, 11, 21),
+            "use": lut(21, 30),
+        }));
+        let stats = absorb_multiplier_registers(&mut n, "board").unwrap();
+        assert_eq!(
+            (stats.cells, stats.cells_left, stats.ffs_removed),
+            (1, 0, 2)
+        );
+        let m = &n["modules"]["board"]["cells"]["m"];
+        assert_eq!(m["parameters"]["REG_OUTPUT_CLK"], "CLK0");
+        assert_eq!(m["connections"]["CLK0"], json!([2]));
+        assert_eq!(m["connections"]["CE0"], json!(["1"]));
+        assert_eq!(m["connections"]["RST0"], json!(["0"]));
+        assert_eq!(m["connections"]["P0"], json!([20]));
+        assert_eq!(m["connections"]["P1"], json!([21]));
+        assert_eq!(m["connections"]["P2"], json!([12]));
+        // Two clocks, or a product bit that feeds logic: left alone.
+        for cells in [
+            json!({"m": mult(&[10, 11]), "ff0": ff(2, 10, 20), "ff1": ff(3, 11, 21)}),
+            json!({"m": mult(&[10, 11]), "ff0": ff(2, 10, 20), "use": lut(11, 30)}),
+        ] {
+            let before = netlist(cells);
+            let mut n = before.clone();
+            let stats = absorb_multiplier_registers(&mut n, "board").unwrap();
+            assert_eq!((stats.cells, stats.cells_left), (0, 1));
+            assert_eq!(n, before);
         }
     }
 
