@@ -18,13 +18,15 @@
 //!    15..=0). The high product is `in_high * mult` and the low one `{in_carry, low} * mult`
 //!    (17 x 16 bits, unsigned), so both multipliers take their operands straight from the
 //!    lane's registers, with no carry select in front of them;
-//! 2. the product shifted right by the shift's two low bits (one carry chain for the sum,
-//!    one 4-way select), the 37 bits of it that hold the byte for any shift, and the two
-//!    clamp decisions, each the sign of `product + negated threshold` (a second carry chain
-//!    after the product's), into registers;
-//! 3. (no register) the nine bits the byte is made of (bits `shift + 7 ..= shift - 1` of the
-//!    product: an 8-way select by the shift's three high bits), the byte rounded from them,
-//!    or clamped. The outputs leave this
+//! 2. the product (one carry chain for the sum), and the product shifted right by the shift's
+//!    two low bits (a 4-way select after the chain), the 37 bits of it that hold the byte for
+//!    any shift, into registers;
+//! 3. (no register) the two clamp decisions, each the sign of `product + negated threshold`
+//!    (one carry chain each, from the registered product), beside the nine bits the byte is
+//!    made of (bits `shift + 7 ..= shift - 1` of the product: an 8-way select by the shift's
+//!    three high bits) and the byte rounded from them; then the byte or its clamp. The
+//!    thresholds are read from step 1's registers: they are functions of the shift and ReLU
+//!    alone, which hold for the whole run. The outputs leave this
 //!    step unregistered, for the memory's write port to register: the result is written at
 //!    the same clock edge as when the block had two stages and registered outputs, so the
 //!    run takes the same cycles.
@@ -107,29 +109,31 @@ pub fn negated_thresholds(shift: u8, relu: bool) -> (i64, i64) {
 /// of them, at most 28.
 pub const STAGE2_BITS: u32 = 37;
 
-/// Step 2 of the Verilog: `(part, clamp_hi, clamp_lo)`. `part` holds bits `36 + s ..= s - 1`
-/// of the product for `s = shift % 4` (bit 0 is 0 for `s = 0`); `clamp_hi` is
-/// `product >= t_hi`, `clamp_lo` is `product < t_lo`.
-pub fn requantize_stage2(
-    low: u64,
-    high: i32,
-    neg_t_hi: i64,
-    neg_t_lo: i64,
-    shift: u8,
-) -> (u64, bool, bool) {
+/// Step 2 of the Verilog: `(part, product)`. `part` holds bits `36 + s ..= s - 1` of the
+/// product for `s = shift % 4` (bit 0 is 0 for `s = 0`).
+pub fn requantize_stage2(low: u64, high: i32, shift: u8) -> (u64, i64) {
     let shift = shift.min(31);
     let product = ((high as i64) << 16) + low as i64;
     (
         (((product << 1) >> (shift % 4)) as u64) & ((1 << STAGE2_BITS) - 1),
-        product + neg_t_hi >= 0,
-        product + neg_t_lo < 0,
+        product,
     )
 }
 
-/// Step 3 of the Verilog: the window (bits `shift + 7 ..= shift - 1` of the product, from
-/// `part` at bit `4 * (shift / 4)`), the byte rounded from it (its bits 8..=1 plus its bit 0,
-/// the product's bit `shift - 1`), or clamped.
-pub fn requantize_stage3(part: u64, shift: u8, clamp_hi: bool, clamp_lo: bool, relu: bool) -> i8 {
+/// Step 3 of the Verilog: the clamp decisions (`product >= t_hi`, `product < t_lo`), the
+/// window (bits `shift + 7 ..= shift - 1` of the product, from `part` at bit
+/// `4 * (shift / 4)`), the byte rounded from it (its bits 8..=1 plus its bit 0, the
+/// product's bit `shift - 1`), or clamped.
+pub fn requantize_stage3(
+    part: u64,
+    product: i64,
+    neg_t_hi: i64,
+    neg_t_lo: i64,
+    shift: u8,
+    relu: bool,
+) -> i8 {
+    let clamp_hi = product + neg_t_hi >= 0;
+    let clamp_lo = product + neg_t_lo < 0;
     let window = ((part >> (shift.min(31) / 4 * 4)) & 0x1FF) as u16;
     let body = (window >> 1) as u8;
     let round_bit = (window & 1) as u8;
@@ -150,8 +154,8 @@ pub fn requantize_stage3(part: u64, shift: u8, clamp_hi: bool, clamp_lo: bool, r
 pub fn requantize_staged(v: SplitValue, mult: u16, shift: u8, relu: bool) -> i8 {
     let (low, high) = partial_products(v, mult);
     let (neg_t_hi, neg_t_lo) = negated_thresholds(shift, relu);
-    let (part, clamp_hi, clamp_lo) = requantize_stage2(low, high, neg_t_hi, neg_t_lo, shift);
-    requantize_stage3(part, shift, clamp_hi, clamp_lo, relu)
+    let (part, product) = requantize_stage2(low, high, shift);
+    requantize_stage3(part, product, neg_t_hi, neg_t_lo, shift, relu)
 }
 
 /// Requantizer for one lane: two register stages, outputs straight from the second.
@@ -223,13 +227,12 @@ impl Logic for Requantizer {
     fn update(&mut self) {
         if self.clock.pos_edge() {
             let q = self._q;
-            let (part, clamp_hi, clamp_lo) =
-                requantize_stage2(q.low, q.high, q.neg_t_hi, q.neg_t_lo, q.shift);
+            let (part, product) = requantize_stage2(q.low, q.high, q.shift);
             self._s = Stage2 {
                 valid: q.valid,
                 raw: q.raw,
                 addr: q.addr,
-                byte: requantize_stage3(part, q.shift, clamp_hi, clamp_lo, q.relu),
+                byte: requantize_stage3(part, product, q.neg_t_hi, q.neg_t_lo, q.shift, q.relu),
             };
             let raw = self.in_value.val().to_u64() as u32;
             let split = SplitValue {
@@ -285,8 +288,7 @@ reg [31:0] s_raw;
 reg [15:0] s_addr;
 reg [36:0] s_part;
 reg [2:0] s_coarse;
-reg s_clamp_hi;
-reg s_clamp_lo;
+reg [47:0] s_product;
 reg s_relu;
 // Step 1: the partial products, one block multiplier each, from the lane's registers (the
 // low half with its carry, 17 x 16 unsigned; the high half without it, signed); the
@@ -296,24 +298,29 @@ wire signed [31:0] high_product = $signed(in_high) * $signed({1'b0, mult});
 wire signed [48:0] round = (shift == 5'd0) ? 49'sd0 : (49'sd1 <<< (shift - 5'd1));
 wire signed [48:0] neg_t_hi = round - (49'sd128 <<< shift);
 wire signed [48:0] neg_t_lo = relu ? round : round + (49'sd128 <<< shift);
-// Step 2: the product (its carry chain) shifted by the shift's two low bits (a 4-way select),
-// and the signs of product - t_hi and product - t_lo (49 bits: |product| < 2^47,
-// |t| <= 2^38), a second carry chain each after the product's.
+// Step 2: the product (its carry chain), and the product shifted by the shift's two low bits
+// (a 4-way select).
 wire [47:0] product = {q_high, 16'd0} + {15'd0, q_low};
 wire [48:0] shifted = {product, 1'b0} >> q_shift[1:0];
-wire [48:0] product_x = {product[47], product};
-wire [48:0] hi_diff = product_x + q_neg_t_hi;
-wire [48:0] lo_diff = product_x + q_neg_t_lo;
+
 // Step 3: the product's bits shift + 7 ..= shift - 1 (an 8-way select by the shift's high
 // bits), the byte rounded from them, or clamped.
 wire [36:0] window_all = s_part >> {s_coarse, 2'd0};
 wire [8:0] s_window = window_all[8:0];
 wire [7:0] body = s_window[8:1] + {7'd0, s_window[0]};
+// The clamp decisions: the signs of product - t_hi and product - t_lo (49 bits:
+// |product| < 2^47, |t| <= 2^38), one carry chain each. The thresholds are step 1's registers
+// (functions of the shift and ReLU, which hold for the whole run).
+wire [48:0] product_x = {s_product[47], s_product};
+wire [48:0] hi_diff = product_x + q_neg_t_hi;
+wire [48:0] lo_diff = product_x + q_neg_t_lo;
+wire s_clamp_hi = ~hi_diff[48];
+wire s_clamp_lo = lo_diff[48];
 wire [7:0] clamped = s_clamp_hi ? 8'd127 : s_clamp_lo ? (s_relu ? 8'd0 : 8'h80) : body;
 initial begin
    q_valid = 0; q_raw = 0; q_addr = 0; q_low = 0; q_high = 0; q_neg_t_hi = 0; q_neg_t_lo = 0;
    q_shift = 0; q_relu = 0;
-   s_valid = 0; s_raw = 0; s_addr = 0; s_part = 0; s_coarse = 0; s_clamp_hi = 0; s_clamp_lo = 0;
+   s_valid = 0; s_raw = 0; s_addr = 0; s_part = 0; s_coarse = 0; s_product = 0;
    s_relu = 0;
 end
 always @(*) begin
@@ -328,8 +335,7 @@ always @(posedge clock) begin
    s_addr <= q_addr;
    s_part <= shifted[36:0];
    s_coarse <= q_shift[4:2];
-   s_clamp_hi <= ~hi_diff[48];
-   s_clamp_lo <= lo_diff[48];
+   s_product <= product;
    s_relu <= q_relu;
    q_valid <= in_valid;
    q_raw <= in_value;
