@@ -33,6 +33,9 @@ pub enum LinkState {
     Check,
     /// Deciding the status and carrying out the command.
     Decide,
+    /// The cycle before the core's start (the core's weight memories read a cycle ahead, and
+    /// their select copies `start_next`, which this state makes a register).
+    RunArm,
     /// Starting the core.
     RunStart,
     /// Waiting for the core to finish.
@@ -820,11 +823,11 @@ impl Logic for HostLink {
                 }
             }
             LinkState::TxCrcLo => {
-                self.out_valid.next = true;
+                // The CRC register absorbs the last payload byte in this state's first cycle
+                // (`tx_pend`); the low byte goes out from the register after that, so the
+                // reply path does not hold a CRC update.
+                self.out_valid.next = !self.tx_pend.q.val();
                 self.out_data.next = bit_cast::<8, 16>(self.crc.q.val());
-                if self.tx_pend.q.val() {
-                    self.out_data.next = bit_cast::<8, 16>(self.crc_next.val());
-                }
             }
             LinkState::TxCrcHi => {
                 self.out_valid.next = true;
@@ -1235,11 +1238,14 @@ impl Logic for HostLink {
                     } else if !self.configured.q.val() {
                         self.status.d.next = self.k_status_not_configured.val();
                     } else {
-                        self.state.d.next = LinkState::RunStart;
+                        self.state.d.next = LinkState::RunArm;
                     }
                 } else {
                     self.status.d.next = self.k_status_unknown.val();
                 }
+            }
+            LinkState::RunArm => {
+                self.state.d.next = LinkState::RunStart;
             }
             LinkState::RunStart => {
                 self.start.next = true;
@@ -1307,7 +1313,7 @@ impl Logic for HostLink {
                 }
             }
             LinkState::TxCrcLo => {
-                if self.out_ready.val() {
+                if self.out_ready.val() & !self.tx_pend.q.val() {
                     self.state.d.next = LinkState::TxCrcHi;
                 }
             }
@@ -1360,7 +1366,9 @@ impl Logic for HostLink {
         }
         // The read address's next value, for copies kept in the core (see `FanoutRegister`).
         self.host_rd_addr_next.next = self.r_addr.d.val();
-        self.start_next.next = self.state.d.val() == LinkState::RunStart;
+        // RunArm always moves on to RunStart, unless reset: a register's decode, not the
+        // next-state logic.
+        self.start_next.next = (self.state.q.val() == LinkState::RunArm) & !self.reset.val();
     }
 }
 
