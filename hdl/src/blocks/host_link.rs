@@ -947,6 +947,14 @@ impl Logic for HostLink {
                 self.r_addr.d.next = self.r_addr.q.val() + 1;
             }
         }
+        // The range checks' products, registered every cycle: the fields stop changing with
+        // the payload's last byte and the products are read from CrcHi on, so they are the
+        // same as if registered in CrcLo alone. Without an enable, each block multiplier can
+        // take its product register as its own output register (ECP5; fpga's
+        // `output_registers`).
+        self.prod_mk.d.next = self.p_m.q.val() * self.p_kt.q.val();
+        self.prod_nk.d.next = self.p_nt.q.val() * self.p_kt.q.val();
+        self.prod_mn.d.next = self.p_m.q.val() * self.p_nt.q.val();
         self.cfg_bad.next = (self.p_m.q.val() == 0)
             | (bit_cast::<17, 16>(self.p_m.q.val()) > self.max_m_limit.val())
             | (self.p_kt.q.val() == 0)
@@ -1103,11 +1111,9 @@ impl Logic for HostLink {
                 }
             }
             LinkState::CrcLo => {
-                // The payload is complete: start the checks of READ and CONFIGURE (products
-                // here, sums in CrcHi, compares in Check), one step per cycle.
-                self.prod_mk.d.next = self.p_m.q.val() * self.p_kt.q.val();
-                self.prod_nk.d.next = self.p_nt.q.val() * self.p_kt.q.val();
-                self.prod_mn.d.next = self.p_m.q.val() * self.p_nt.q.val();
+                // The payload is complete: start the checks of READ and CONFIGURE (the products
+                // registered at the end of this cycle, below; sums in CrcHi, compares in
+                // Check), one step per cycle.
                 // READ's five payload bytes sit in the last five places of the chain.
                 self.r_is_w.d.next = (self.p_out.q.val() >> 8) == 0;
                 self.r_is_a.d.next = (self.p_out.q.val() >> 8) == 1;
