@@ -106,40 +106,66 @@ fn input_loads(cells: &serde_json::Map<String, Value>) -> HashMap<u64, Vec<(Stri
     loads
 }
 
-/// Merges each DP16KD's port-B read register (see the module docs) in the top module
-/// `top` of a yosys JSON netlist.
-pub fn absorb_output_registers(netlist: &mut Value, top: &str) -> Result<OutregStats, String> {
-    let cells = netlist
+/// Whether a cell is one [`absorb`] works on.
+enum Candidate {
+    /// Another kind of cell, or one already using its output register.
+    Skip,
+    /// The right kind, but its register cannot be used (counted in `cells_left`).
+    Left,
+    /// The right kind: its register runs on this clock net (`None`: on the flip-flops').
+    Clock(Option<u64>),
+}
+
+/// One kind of cell whose output register takes over the flip-flops behind it.
+struct Kind {
+    /// Whether a cell is of this kind and free to take its register.
+    candidate: fn(&Value) -> Candidate,
+    /// The output ports the register sits behind.
+    output: fn(&str) -> bool,
+    /// Turns the register on, clocked by the given net.
+    enable: fn(&mut Value, u64),
+}
+
+/// The cells of module `top` of a yosys JSON netlist.
+fn top_cells<'a>(
+    netlist: &'a mut Value,
+    top: &str,
+) -> Result<&'a mut serde_json::Map<String, Value>, String> {
+    netlist
         .get_mut("modules")
         .and_then(|m| m.get_mut(top))
         .and_then(|m| m.get_mut("cells"))
         .and_then(Value::as_object_mut)
-        .ok_or_else(|| format!("the netlist has no module `{top}` with cells"))?;
+        .ok_or_else(|| format!("the netlist has no module `{top}` with cells"))
+}
 
+/// For every cell of `kind` whose used output bits each drive one plain flip-flop and
+/// nothing else, all on the register's clock: turns the register on, drives the
+/// flip-flops' loads from the cell and removes the flip-flops.
+fn absorb(netlist: &mut Value, top: &str, kind: &Kind) -> Result<OutregStats, String> {
+    let cells = top_cells(netlist, top)?;
     let loads = input_loads(cells);
     let mut stats = OutregStats::default();
-    let mut plans: Vec<(String, Vec<ReadBitMove>)> = vec![];
+    let mut plans: Vec<(String, u64, Vec<ReadBitMove>)> = vec![];
     for (name, cell) in cells.iter() {
-        if cell.get("type").and_then(Value::as_str) != Some("DP16KD")
-            || param(cell, "REGMODE_B") != Some("NOREG")
-        {
-            continue;
-        }
-        let Some(clock) = single_net(cell, "CLKB") else {
-            stats.cells_left += 1;
-            continue;
+        let mut clock = match (kind.candidate)(cell) {
+            Candidate::Skip => continue,
+            Candidate::Left => {
+                stats.cells_left += 1;
+                continue;
+            }
+            Candidate::Clock(clock) => clock,
         };
-        let enabled = tied_or_absent(cell, "OCEB", "1") && tied_or_absent(cell, "RSTB", "0");
-        // (read data port, flip-flop, its Q net) for every read bit that has a load.
+        // (output port, flip-flop, its Q net) for every output bit that has a load.
         let mut moves = vec![];
-        let mut ok = enabled;
+        let mut ok = true;
         for (port, bits) in cell
             .get("connections")
             .and_then(Value::as_object)
             .into_iter()
             .flatten()
         {
-            if !port.starts_with("DOB") {
+            if !(kind.output)(port) {
                 continue;
             }
             let Some(net) = bits.as_array().and_then(|b| b.first()).and_then(bit) else {
@@ -147,24 +173,29 @@ pub fn absorb_output_registers(netlist: &mut Value, top: &str) -> Result<OutregS
             };
             match loads.get(&net).map(Vec::as_slice) {
                 None | Some([]) => {}
-                Some([(ff, pin)]) if pin == "DI" && is_plain_ff(&cells[ff], clock) => {
-                    let q = single_net(&cells[ff], "Q").expect("checked by is_plain_ff");
-                    moves.push((port.clone(), ff.clone(), q));
+                Some([(ff, pin)]) if pin == "DI" => {
+                    let want = clock.or_else(|| single_net(&cells[ff], "CLK"));
+                    match want {
+                        Some(c) if is_plain_ff(&cells[ff], c) => {
+                            clock = Some(c);
+                            let q = single_net(&cells[ff], "Q").expect("checked by is_plain_ff");
+                            moves.push((port.clone(), ff.clone(), q));
+                        }
+                        _ => ok = false,
+                    }
                 }
                 Some(_) => ok = false,
             }
         }
-        if ok && !moves.is_empty() {
-            plans.push((name.clone(), moves));
-        } else {
-            stats.cells_left += 1;
+        match clock {
+            Some(clock) if ok && !moves.is_empty() => plans.push((name.clone(), clock, moves)),
+            _ => stats.cells_left += 1,
         }
     }
-
     let mut removed = HashSet::new();
-    for (ram, moves) in plans {
-        let cell = cells.get_mut(&ram).expect("planned from this map");
-        cell["parameters"]["REGMODE_B"] = Value::String("OUTREG".into());
+    for (name, clock, moves) in plans {
+        let cell = cells.get_mut(&name).expect("planned from this map");
+        (kind.enable)(cell, clock);
         for (port, ff, q) in &moves {
             cell["connections"][port] = Value::Array(vec![Value::from(*q)]);
             removed.insert(ff.clone());
@@ -178,96 +209,77 @@ pub fn absorb_output_registers(netlist: &mut Value, top: &str) -> Result<OutregS
     Ok(stats)
 }
 
+/// Merges each DP16KD's port-B read register (see the module docs) in the top module
+/// `top` of a yosys JSON netlist.
+pub fn absorb_output_registers(netlist: &mut Value, top: &str) -> Result<OutregStats, String> {
+    absorb(
+        netlist,
+        top,
+        &Kind {
+            candidate: |cell| {
+                if cell.get("type").and_then(Value::as_str) != Some("DP16KD")
+                    || param(cell, "REGMODE_B") != Some("NOREG")
+                {
+                    return Candidate::Skip;
+                }
+                match single_net(cell, "CLKB") {
+                    Some(clock)
+                        if tied_or_absent(cell, "OCEB", "1")
+                            && tied_or_absent(cell, "RSTB", "0") =>
+                    {
+                        Candidate::Clock(Some(clock))
+                    }
+                    _ => Candidate::Left,
+                }
+            },
+            output: |port| port.starts_with("DOB"),
+            // The register runs on the read port's clock, enabled by OCEB and reset by RSTB,
+            // which the candidate checked are tied off.
+            enable: |cell, _| cell["parameters"]["REGMODE_B"] = Value::String("OUTREG".into()),
+        },
+    )
+}
+
 /// Merges each MULT18X18D's output register the same way: for every block multiplier whose
 /// product bits each drive one plain flip-flop and nothing else, all on one clock, the
 /// multiplier gets `REG_OUTPUT_CLK = CLK0` (clock enable and reset tied off) and the
 /// flip-flops are removed. The product then leaves the multiplier's own register instead of
 /// its array (3.9 ns) and the routing to a slice.
 pub fn absorb_multiplier_registers(netlist: &mut Value, top: &str) -> Result<OutregStats, String> {
-    let cells = netlist
-        .get_mut("modules")
-        .and_then(|m| m.get_mut(top))
-        .and_then(|m| m.get_mut("cells"))
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| format!("the netlist has no module `{top}` with cells"))?;
-    let loads = input_loads(cells);
-    let mut stats = OutregStats::default();
-    let mut plans: Vec<(String, u64, Vec<ReadBitMove>)> = vec![];
-    for (name, cell) in cells.iter() {
-        if cell.get("type").and_then(Value::as_str) != Some("MULT18X18D")
-            || param(cell, "REG_OUTPUT_CLK").is_some_and(|v| v != "NONE")
-            || port_bits(cell, "CLK0").is_some_and(|b| b.iter().any(|v| v.is_u64()))
-        {
-            continue;
-        }
-        let mut clock = None;
-        let mut moves = vec![];
-        let mut ok = true;
-        for (port, bits) in cell
-            .get("connections")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            if !(port.starts_with('P') && port[1..].chars().all(|c| c.is_ascii_digit())) {
-                continue;
-            }
-            let Some(net) = bits.as_array().and_then(|b| b.first()).and_then(bit) else {
-                continue;
-            };
-            match loads.get(&net).map(Vec::as_slice) {
-                None | Some([]) => {}
-                Some([(ff, pin)]) if pin == "DI" => {
-                    let ff_clock = single_net(&cells[ff], "CLK");
-                    match (ff_clock, clock) {
-                        (Some(c), None) => clock = Some(c),
-                        (Some(c), Some(k)) if c == k => {}
-                        _ => ok = false,
-                    }
-                    if ok && is_plain_ff(&cells[ff], ff_clock.unwrap_or(u64::MAX)) {
-                        let q = single_net(&cells[ff], "Q").expect("checked by is_plain_ff");
-                        moves.push((port.clone(), ff.clone(), q));
-                    } else {
-                        ok = false;
-                    }
+    absorb(
+        netlist,
+        top,
+        &Kind {
+            candidate: |cell| {
+                if cell.get("type").and_then(Value::as_str) != Some("MULT18X18D")
+                    || param(cell, "REG_OUTPUT_CLK").is_some_and(|v| v != "NONE")
+                    || port_bits(cell, "CLK0").is_some_and(|b| b.iter().any(|v| v.is_u64()))
+                {
+                    Candidate::Skip
+                } else {
+                    Candidate::Clock(None)
                 }
-                Some(_) => ok = false,
-            }
-        }
-        match clock {
-            Some(clock) if ok && !moves.is_empty() => plans.push((name.clone(), clock, moves)),
-            _ => stats.cells_left += 1,
-        }
-    }
-    let mut removed = HashSet::new();
-    for (mult, clock, moves) in plans {
-        let cell = cells.get_mut(&mult).expect("planned from this map");
-        for (k, v) in [
-            ("REG_OUTPUT_CLK", "CLK0"),
-            ("REG_OUTPUT_CE", "CE0"),
-            ("REG_OUTPUT_RST", "RST0"),
-        ] {
-            cell["parameters"][k] = Value::String(v.into());
-        }
-        for (port, value) in [
-            ("CLK0", Value::from(clock)),
-            ("CE0", Value::from("1")),
-            ("RST0", Value::from("0")),
-        ] {
-            cell["connections"][port] = Value::Array(vec![value]);
-            cell["port_directions"][port] = Value::String("input".into());
-        }
-        for (port, ff, q) in &moves {
-            cell["connections"][port] = Value::Array(vec![Value::from(*q)]);
-            removed.insert(ff.clone());
-        }
-        stats.cells += 1;
-    }
-    for ff in &removed {
-        cells.remove(ff);
-    }
-    stats.ffs_removed = removed.len();
-    Ok(stats)
+            },
+            output: |port| port.starts_with('P') && port[1..].chars().all(|c| c.is_ascii_digit()),
+            enable: |cell, clock| {
+                for (k, v) in [
+                    ("REG_OUTPUT_CLK", "CLK0"),
+                    ("REG_OUTPUT_CE", "CE0"),
+                    ("REG_OUTPUT_RST", "RST0"),
+                ] {
+                    cell["parameters"][k] = Value::String(v.into());
+                }
+                for (port, value) in [
+                    ("CLK0", Value::from(clock)),
+                    ("CE0", Value::from("1")),
+                    ("RST0", Value::from("0")),
+                ] {
+                    cell["connections"][port] = Value::Array(vec![value]);
+                    cell["port_directions"][port] = Value::String("input".into());
+                }
+            },
+        },
+    )
 }
 
 #[cfg(test)]
