@@ -302,21 +302,20 @@ wire signed [48:0] neg_t_lo = relu ? round : round + (49'sd128 <<< shift);
 // (a 4-way select).
 wire [47:0] product = {q_high, 16'd0} + {15'd0, q_low};
 wire [48:0] shifted = {product, 1'b0} >> q_shift[1:0];
-
 // Step 3: the product's bits shift + 7 ..= shift - 1 (an 8-way select by the shift's high
 // bits), the byte rounded from them, or clamped.
-wire [36:0] window_all = s_part >> {s_coarse, 2'd0};
-wire [8:0] s_window = window_all[8:0];
-wire [7:0] body = s_window[8:1] + {7'd0, s_window[0]};
+wire [36:0] window_wide = s_part >> {s_coarse, 2'd0};
+wire [8:0] window = window_wide[8:0];
+wire [7:0] body = window[8:1] + {7'd0, window[0]};
 // The clamp decisions: the signs of product - t_hi and product - t_lo (49 bits:
 // |product| < 2^47, |t| <= 2^38), one carry chain each. The thresholds are step 1's registers
 // (functions of the shift and ReLU, which hold for the whole run).
 wire [48:0] product_x = {s_product[47], s_product};
 wire [48:0] hi_diff = product_x + q_neg_t_hi;
 wire [48:0] lo_diff = product_x + q_neg_t_lo;
-wire s_clamp_hi = ~hi_diff[48];
-wire s_clamp_lo = lo_diff[48];
-wire [7:0] clamped = s_clamp_hi ? 8'd127 : s_clamp_lo ? (s_relu ? 8'd0 : 8'h80) : body;
+wire clamp_hi = ~hi_diff[48];
+wire clamp_lo = lo_diff[48];
+wire [7:0] clamped = clamp_hi ? 8'd127 : clamp_lo ? (s_relu ? 8'd0 : 8'h80) : body;
 initial begin
    q_valid = 0; q_raw = 0; q_addr = 0; q_low = 0; q_high = 0; q_neg_t_hi = 0; q_neg_t_lo = 0;
    q_shift = 0; q_relu = 0;
