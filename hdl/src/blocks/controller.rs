@@ -39,10 +39,11 @@ pub struct Controller {
     pub clock: Signal<In, Clock>,
     /// Return to idle at once.
     pub reset: Signal<In, bool>,
-    /// Start a run (one-cycle pulse while idle); the layer fields below must be valid then,
-    /// and `wt_base` also the cycle before (`wt_read_addr_next` follows it while idle).
+    /// Start a run (one-cycle pulse while idle). The layer fields below must be valid from
+    /// the cycle before `start` until `done`: while idle, the registers a run starts from
+    /// follow them, some through a register of their own.
     pub start: Signal<In, bool>,
-    /// Activation rows of the layer.
+    /// Activation rows of the layer, at most the `max_m` given to [`Controller::new`].
     pub m: Signal<In, Bits<16>>,
     /// K-tiles of the layer.
     pub k_tiles: Signal<In, Bits<16>>,
@@ -92,6 +93,11 @@ pub struct Controller {
     rows_m1: Constant<Bits<16>>,
     cols: Constant<Bits<16>>,
     drain_last_m1: Constant<Bits<16>>,
+    // The step counter and the registers compared with it count below
+    // `max(max_m, rows, cols)`, so only their low bits are kept: the rest are constant zeros
+    // that synthesis removes, and each compare is that much shorter.
+    step_mask: Constant<Bits<16>>,
+    drain_mask: Constant<Bits<16>>,
     state: DFF<RunState>,
     step: DFF<Bits<16>>,
     kt: DFF<Bits<16>>,
@@ -111,6 +117,12 @@ pub struct Controller {
     // `step < m - 1` from `m_m1`, so no add feeds the compare).
     act_more: DFF<bool>,
     m_m1: DFF<Bits<16>>,
+    // From the layer, a cycle behind it (read while idle, and `m_nonzero` at each tile's
+    // start): `m > max(rows, cols)`, `m > rows`, `m - 2` and `m != 0`.
+    m_gt_shape: DFF<bool>,
+    m_gt_rows: DFF<bool>,
+    m_m2: DFF<Bits<16>>,
+    m_nonzero: DFF<bool>,
     kt_last: DFF<bool>,
     last_tile: DFF<bool>,
     k_single: DFF<bool>,
@@ -137,9 +149,12 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// A controller for an array of `rows x cols`.
-    pub fn new(rows: usize, cols: usize) -> Self {
+    /// A controller for an array of `rows x cols` and layers of at most `max_m` activation
+    /// rows.
+    pub fn new(rows: usize, cols: usize, max_m: usize) -> Self {
         assert!((2..=255).contains(&rows) && (1..=255).contains(&cols));
+        assert!((1..=0xFFFF).contains(&max_m));
+        let mask = |count: usize| (count.next_power_of_two() - 1).min(0xFFFF) as u64;
         Self {
             clock: Default::default(),
             reset: Default::default(),
@@ -170,6 +185,8 @@ impl Controller {
             rows_m1: Constant::new(((rows - 1) as u64).into()),
             cols: Constant::new((cols as u64).into()),
             drain_last_m1: Constant::new(((rows + cols + DRAIN_EXTRA - 2) as u64).into()),
+            step_mask: Constant::new(mask(max_m.max(rows).max(cols)).into()),
+            drain_mask: Constant::new(mask(rows + cols + DRAIN_EXTRA).into()),
             state: Default::default(),
             step: Default::default(),
             kt: Default::default(),
@@ -183,6 +200,10 @@ impl Controller {
             end_ktile: Default::default(),
             act_more: Default::default(),
             m_m1: Default::default(),
+            m_gt_shape: Default::default(),
+            m_gt_rows: Default::default(),
+            m_m2: Default::default(),
+            m_nonzero: Default::default(),
             kt_last: Default::default(),
             last_tile: Default::default(),
             k_single: Default::default(),
@@ -226,6 +247,10 @@ impl Logic for Controller {
             end_ktile,
             act_more,
             m_m1,
+            m_gt_shape,
+            m_gt_rows,
+            m_m2,
+            m_nonzero,
             kt_last,
             last_tile,
             k_single,
@@ -277,50 +302,56 @@ impl Logic for Controller {
         if self.cols.val() > self.rows.val() {
             self.shape_max.next = self.cols.val();
         }
+        self.m_gt_shape.d.next = self.m.val() > self.shape_max.val();
+        self.m_gt_rows.d.next = self.m.val() > self.rows.val();
+        self.m_m2.d.next = (self.m.val() - 2) & self.step_mask.val();
+        self.m_nonzero.d.next = self.m.val() != 0;
         // The next step issues a weight row (read in Issue): the run goes on and the step is
         // a tile's first or the one after is below `rows`.
         self.wt_more_next.next = !self.end_run.q.val()
             & (self.at_end.q.val() | (self.step.q.val() < self.rows_m1.val()));
         match self.state.q.val() {
             RunState::Idle => {
-                // A run's first `wt_addr` is `wt_base`, and its second `wt_base + 1` (every
-                // tile has at least two weight rows).
+                // While idle, the registers a run starts from follow the layer, so `start`
+                // steers only the state, the cycle count and `wt_lead`. A run's first `wt_addr`
+                // is `wt_base`, and its second `wt_base + 1` (every tile has at least two
+                // weight rows).
                 self.wt_lead.d.next = self.wt_base.val();
+                self.step.d.next = 0.into();
+                self.act_more.d.next = self.m_nonzero.q.val();
+                // (0 for m = 0, a layer the link refuses: no row is then ever issued.)
+                self.m_m1.d.next = 0.into();
+                if self.m_nonzero.q.val() {
+                    self.m_m1.d.next = (self.m.val() - 1) & self.step_mask.val();
+                }
+                self.kt.d.next = 0.into();
+                self.kt_left.d.next = self.k_tiles.val() - 1;
+                self.nt_left.d.next = self.n_tiles.val() - 1;
+                // Step 0 is never a tile's last (a tile lasts at least two steps).
+                self.at_end.d.next = false;
+                self.end_run.d.next = false;
+                self.end_ntile.d.next = false;
+                self.end_ktile.d.next = false;
+                self.k_single.d.next = self.k_tiles.val() == 1;
+                self.kt_last.d.next = self.k_tiles.val() == 1;
+                self.last_tile.d.next = (self.k_tiles.val() == 1) & (self.n_tiles.val() == 1);
+                self.period_m2.d.next = self.shape_max.val() - 2;
+                if self.m_gt_shape.q.val() {
+                    self.period_m2.d.next = self.m_m2.q.val();
+                }
+                self.last_tile_m2.d.next = self.rows.val() - 2;
+                if self.m_gt_rows.q.val() {
+                    self.last_tile_m2.d.next = self.m_m2.q.val();
+                }
+                self.act_row.d.next = self.act_base.val();
+                self.act_next.d.next = self.act_base.val();
+                self.out_row.d.next = self.out_base.val();
+                self.out_next.d.next = self.out_base.val();
+                self.wt_next.d.next = self.wt_base.val();
                 if self.start.val() {
                     self.wt_lead.d.next = self.wt_base.val() + 1;
                     self.state.d.next = RunState::Issue;
-                    self.step.d.next = 0.into();
-                    self.act_more.d.next = self.m.val() != 0;
-                    // (0 for m = 0, a layer the link refuses: no row is then ever issued.)
-                    self.m_m1.d.next = 0.into();
-                    if self.m.val() != 0 {
-                        self.m_m1.d.next = self.m.val() - 1;
-                    }
-                    self.kt.d.next = 0.into();
-                    self.kt_left.d.next = self.k_tiles.val() - 1;
-                    self.nt_left.d.next = self.n_tiles.val() - 1;
                     self.cycles.d.next = 1.into();
-                    // Step 0 is never a tile's last (a tile lasts at least two steps).
-                    self.at_end.d.next = false;
-                    self.end_run.d.next = false;
-                    self.end_ntile.d.next = false;
-                    self.end_ktile.d.next = false;
-                    self.k_single.d.next = self.k_tiles.val() == 1;
-                    self.kt_last.d.next = self.k_tiles.val() == 1;
-                    self.last_tile.d.next = (self.k_tiles.val() == 1) & (self.n_tiles.val() == 1);
-                    self.period_m2.d.next = self.shape_max.val() - 2;
-                    if self.m.val() > self.shape_max.val() {
-                        self.period_m2.d.next = self.m.val() - 2;
-                    }
-                    self.last_tile_m2.d.next = self.rows.val() - 2;
-                    if self.m.val() > self.rows.val() {
-                        self.last_tile_m2.d.next = self.m.val() - 2;
-                    }
-                    self.act_row.d.next = self.act_base.val();
-                    self.act_next.d.next = self.act_base.val();
-                    self.out_row.d.next = self.out_base.val();
-                    self.out_next.d.next = self.out_base.val();
-                    self.wt_next.d.next = self.wt_base.val();
                 }
             }
             RunState::Issue => {
@@ -335,7 +366,7 @@ impl Logic for Controller {
                 if self.wt_more_next.val() {
                     self.wt_lead.d.next = self.wt_lead.q.val() + 1;
                 }
-                self.step.d.next = self.step.q.val() + 1;
+                self.step.d.next = (self.step.q.val() + 1) & self.step_mask.val();
                 self.act_more.d.next = self.step.q.val() < self.m_m1.q.val();
                 self.at_end.d.next = self.ends_next.val();
                 self.end_run.d.next = self.ends_next.val() & self.last_tile.q.val();
@@ -345,7 +376,7 @@ impl Logic for Controller {
                     self.ends_next.val() & !self.last_tile.q.val() & !self.kt_last.q.val();
                 if self.at_end.q.val() {
                     self.step.d.next = 0.into();
-                    self.act_more.d.next = self.m.val() != 0;
+                    self.act_more.d.next = self.m_nonzero.q.val();
                     self.at_end.d.next = false;
                     self.end_run.d.next = false;
                     self.end_ntile.d.next = false;
@@ -380,7 +411,7 @@ impl Logic for Controller {
             }
             RunState::Drain => {
                 self.cycles.d.next = self.cycles.q.val() + 1;
-                self.drain.d.next = self.drain.q.val() + 1;
+                self.drain.d.next = (self.drain.q.val() + 1) & self.drain_mask.val();
                 if self.drain_end.q.val() {
                     self.state.d.next = RunState::Idle;
                 }
@@ -532,7 +563,7 @@ mod tests {
     #[test]
     fn issues_the_documented_schedule() {
         for (rows, cols) in [(2, 4), (2, 8), (4, 4), (8, 4), (4, 8), (8, 8)] {
-            let mut c = Controller::new(rows, cols);
+            let mut c = Controller::new(rows, cols, 512);
             c.connect_all();
             for m in [1, 2, 3, 5, 9, 17] {
                 for kt in 1..=3 {
@@ -545,8 +576,24 @@ mod tests {
     }
 
     #[test]
+    fn runs_layers_of_max_m_rows_with_the_narrowed_counters() {
+        // The step counter keeps only the bits `max(max_m, rows, cols)` needs: a layer of
+        // exactly `max_m` rows (the step then reaches the mask), and one whose period is the
+        // array's, follow the schedule.
+        for (rows, cols, max_m) in [(4, 4, 16), (8, 4, 8), (2, 8, 5), (4, 8, 33)] {
+            let mut c = Controller::new(rows, cols, max_m);
+            c.connect_all();
+            for m in [max_m, max_m - 1, 1] {
+                for (kt, nt) in [(1, 1), (2, 1), (1, 3), (3, 2)] {
+                    check_run(&mut c, rows, cols, m, kt, nt);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn reset_returns_to_idle_mid_run() {
-        let mut c = Controller::new(4, 4);
+        let mut c = Controller::new(4, 4, 512);
         c.connect_all();
         c.m.next = 6.into();
         c.k_tiles.next = 2.into();

@@ -226,7 +226,7 @@ impl Core {
             host_wr_addr: Default::default(),
             host_wr_byte: Default::default(),
             host_wr_sel: Default::default(),
-            ctrl: Controller::new(rows, cols),
+            ctrl: Controller::new(rows, cols, cfg.max_m),
             array: TernaryArray::new(rows, cols),
             weight_rams: (0..cols).map(|_| LaneRam::new(cfg.weight_depth)).collect(),
             act_banks: (0..rows).map(|_| LaneRam::new(cfg.act_depth)).collect(),

@@ -1459,14 +1459,17 @@ mod tests {
     fn start_next_is_the_next_cycles_start_and_the_layer_is_set_before() {
         // CONFIGURE then RUN, the run finished by `done` a while after `start`: every cycle's
         // `start_next` must be the next cycle's `start` (the core's copies rely on it), and
-        // `wt_base` must hold the layer's value the cycle before `start` (the weight memories
-        // read a cycle ahead).
+        // the layer fields must hold the layer from the cycle before `start` until `done` (the
+        // controller's registers follow them while idle, and the weight memories read a
+        // cycle ahead).
         let cfg = Config::new(4, 4).unwrap();
         let mut link = HostLink::new(&cfg);
         link.connect_all();
         link.out_ready.next = true;
+        // m, K-tiles, N-tiles, activation, weight and output bases, multiplier.
+        let fields = [3u16, 1, 2, 5, 7, 9, 1];
         let mut layer = vec![];
-        for field in [1u16, 1, 1, 0, 7, 0, 1] {
+        for field in fields {
             layer.extend(field.to_le_bytes());
         }
         layer.extend([0, 0]);
@@ -1476,8 +1479,19 @@ mod tests {
             Opcode::Run as u8,
             &[],
         ));
+        let layer_of = |link: &HostLink| {
+            [
+                &link.m,
+                &link.k_tiles,
+                &link.n_tiles,
+                &link.act_base,
+                &link.wt_base,
+                &link.out_base,
+            ]
+            .map(|field| field.val().index() as u16)
+        };
         let (mut sent, mut starts, mut since_start) = (0, 0, None);
-        let mut wt_base_before = 0;
+        let mut layers_checked = 0;
         for cycle in 0..2000 {
             link.in_valid.next = sent < bytes.len();
             if sent < bytes.len() {
@@ -1489,18 +1503,20 @@ mod tests {
                 sent += 1;
             }
             let next = link.start_next.val();
-            let wt_base = link.wt_base.val().index();
+            if next || since_start.is_some_and(|c| c <= 20) {
+                assert_eq!(layer_of(&link), fields[..6], "cycle {cycle}");
+                layers_checked += 1;
+            }
             tick(&mut link, |l| &mut l.clock);
             assert_eq!(link.start.val(), next, "cycle {cycle}");
             since_start = since_start.map(|c| c + 1);
             if link.start.val() {
                 starts += 1;
                 since_start = Some(0);
-                wt_base_before = wt_base;
             }
         }
         assert_eq!(starts, 1);
-        assert_eq!(wt_base_before, 7);
+        assert_eq!(layers_checked, 22);
     }
 
     #[test]
