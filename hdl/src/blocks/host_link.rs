@@ -225,6 +225,8 @@ pub struct HostLink {
     status: DFF<Bits<8>>,
     reply_len: DFF<Bits<16>>,
     reply_last: DFF<Bits<16>>,
+    // `reply_len == 0`, registered (read in TxLenHi, at least two cycles after the length).
+    reply_empty: DFF<bool>,
     // WRITE.
     w_addr: DFF<Bits<16>>,
     w_range_bad: DFF<bool>,
@@ -283,7 +285,13 @@ pub struct HostLink {
     act_end: DFF<Bits<32>>,
     wt_end: DFF<Bits<32>>,
     out_end: DFF<Bits<32>>,
-    cfg_bad_q: DFF<bool>,
+    // CONFIGURE's checks, registered every cycle like the products and ends before them: of
+    // the fields alone and `prod_nk` (final from Check), and of the ends (final from Decide,
+    // which reads them as `cfg_bad`).
+    fields_bad: DFF<bool>,
+    act_end_bad: DFF<bool>,
+    wt_end_bad: DFF<bool>,
+    out_end_bad: DFF<bool>,
     // Decide's tests, registered in Check: CRC mismatch, wrong length for the opcode.
     crc_bad: DFF<bool>,
     len_bad: DFF<bool>,
@@ -478,6 +486,7 @@ impl HostLink {
             status: Default::default(),
             reply_len: Default::default(),
             reply_last: Default::default(),
+            reply_empty: Default::default(),
             w_addr: Default::default(),
             w_range_bad: Default::default(),
             w_bad: Default::default(),
@@ -525,7 +534,10 @@ impl HostLink {
             act_end: Default::default(),
             wt_end: Default::default(),
             out_end: Default::default(),
-            cfg_bad_q: Default::default(),
+            fields_bad: Default::default(),
+            act_end_bad: Default::default(),
+            wt_end_bad: Default::default(),
+            out_end_bad: Default::default(),
             crc_bad: Default::default(),
             len_bad: Default::default(),
             c_m: Default::default(),
@@ -609,6 +621,7 @@ impl Logic for HostLink {
             status,
             reply_len,
             reply_last,
+            reply_empty,
             w_addr,
             w_range_bad,
             w_bad,
@@ -654,7 +667,10 @@ impl Logic for HostLink {
             act_end,
             wt_end,
             out_end,
-            cfg_bad_q,
+            fields_bad,
+            act_end_bad,
+            wt_end_bad,
+            out_end_bad,
             crc_bad,
             len_bad,
             c_m,
@@ -861,6 +877,19 @@ impl Logic for HostLink {
             bit_cast::<17, 16>(self.w_data_len.q.val()) >> self.a_word_shift.val();
         self.w_words_w.next =
             bit_cast::<17, 16>(self.w_data_len.q.val()) >> self.w_word_shift.val();
+        // The header's length checks, registered every cycle from the registers its first
+        // byte sets: final from the cycle its second byte arrives at the earliest, and held
+        // until the next WRITE.
+        self.w_len_bad.d.next =
+            (bit_cast::<32, 16>(self.w_data_len.q.val()) & self.a_word_mask.val()) != 0;
+        self.w_room.d.next = self.act_limit.val() - self.w_words_a.val();
+        self.w_no_room.d.next = self.w_words_a.val() > self.act_limit.val();
+        if self.w_is_w.q.val() {
+            self.w_len_bad.d.next =
+                (bit_cast::<32, 16>(self.w_data_len.q.val()) & self.w_word_mask.val()) != 0;
+            self.w_room.d.next = self.weight_limit.val() - self.w_words_w.val();
+            self.w_no_room.d.next = self.w_words_w.val() > self.weight_limit.val();
+        }
         self.byte_bad.next = self.w_is_w.q.val()
             & ((self.in_data.val().get_bit(1) & !self.in_data.val().get_bit(0))
                 | (self.in_data.val().get_bit(3) & !self.in_data.val().get_bit(2))
@@ -947,43 +976,51 @@ impl Logic for HostLink {
                 self.r_addr.d.next = self.r_addr.q.val() + 1;
             }
         }
-        // The range checks' products, registered every cycle: the fields stop changing with
-        // the payload's last byte and the products are read from CrcHi on, so they are the
-        // same as if registered in CrcLo alone. Without an enable, each block multiplier can
-        // take its product register as its own output register (ECP5; fpga's
+        // CONFIGURE's range checks, a pipeline registered every cycle. The fields stop
+        // changing with the payload's last byte (final in CrcLo, the cycle after it), so the
+        // products are final from CrcHi, the region ends from Check and the checks of the
+        // ends from Decide, which reads them: the same as if each stage were registered in
+        // its state alone, with no frame waiting longer. Without enables, each block
+        // multiplier can take its register as its own output register (ECP5; fpga's
         // `output_registers`).
         self.prod_mk.d.next = self.p_m.q.val() * self.p_kt.q.val();
         self.prod_nk.d.next = self.p_nt.q.val() * self.p_kt.q.val();
         self.prod_mn.d.next = self.p_m.q.val() * self.p_nt.q.val();
-        self.cfg_bad.next = (self.p_m.q.val() == 0)
+        self.act_end.d.next = bit_cast::<32, 16>(self.p_act.q.val()) + self.prod_mk.q.val();
+        self.wt_end.d.next =
+            bit_cast::<32, 16>(self.p_wt.q.val()) + (self.prod_nk.q.val() << self.row_shift.val());
+        self.out_end.d.next = bit_cast::<32, 16>(self.p_out.q.val()) + self.prod_mn.q.val();
+        self.fields_bad.d.next = (self.p_m.q.val() == 0)
             | (bit_cast::<17, 16>(self.p_m.q.val()) > self.max_m_limit.val())
             | (self.p_kt.q.val() == 0)
             | (self.p_nt.q.val() == 0)
-            | self.act_end_over.val()
             | self.nk_over.val()
-            | self.wt_end_over.val()
             | (self.p_shift.q.val() > self.k_max_shift.val())
             | ((self.p_flags.q.val() & 0xFC) != 0)
             | (self.p_flags.q.val().get_bit(1) & !self.p_flags.q.val().get_bit(0))
             | (self.p_flags.q.val().get_bit(0) & !self.square.val());
+        self.act_end_bad.d.next = self.act_end_over.val();
+        self.wt_end_bad.d.next = self.wt_end_over.val();
+        // The output region must fit its memory. An int8 one must also not overlap the input
+        // rows: the region ends are 32-bit sums and the bases 16-bit, so `base < end` is
+        // "end's high half is not zero, or base < end's low half", a 16-bit carry chain
+        // instead of 32.
+        self.out_end_bad.d.next = self.out_end_over_results.val();
         if self.p_flags.q.val().get_bit(0) {
-            // The int8 output region must not overlap the input rows. The region ends are
-            // 32-bit sums and the bases 16-bit, so `base < end` is "end's high half is not
-            // zero, or base < end's low half": a 16-bit carry chain instead of 32.
-            if self.out_end_over_acts.val()
+            self.out_end_bad.d.next = self.out_end_over_acts.val()
                 | (((self.act_end.q.val().get_bits::<16>(16) != 0)
                     | (self.p_out.q.val() < self.act_end.q.val().get_bits::<16>(0)))
                     & ((self.out_end.q.val().get_bits::<16>(16) != 0)
-                        | (self.p_act.q.val() < self.out_end.q.val().get_bits::<16>(0))))
-            {
-                self.cfg_bad.next = true;
-            }
-        } else if self.out_end_over_results.val() {
-            self.cfg_bad.next = true;
+                        | (self.p_act.q.val() < self.out_end.q.val().get_bits::<16>(0))));
         }
+        self.cfg_bad.next = self.fields_bad.q.val()
+            | self.act_end_bad.q.val()
+            | self.wt_end_bad.q.val()
+            | self.out_end_bad.q.val();
         // The last payload index of the reply (valid from TxStatus on: reply_len is set before
         // TxSync and stays put while the reply goes out).
         self.reply_last.d.next = self.reply_len.q.val() - 1;
+        self.reply_empty.d.next = self.reply_len.q.val() == 0;
 
         // Payload bytes shift through the CONFIGURE fields, byte 0 ending in `p_m`'s low byte
         // after the 16 bytes of a CONFIGURE (and READ's 5 bytes in the chain's last five
@@ -1070,20 +1107,6 @@ impl Logic for HostLink {
                         }
                         if self.w_hdr.q.val().get_bit(1) {
                             self.w_addr.d.next = bit_cast::<16, 8>(self.in_data.val());
-                            self.w_len_bad.d.next = (bit_cast::<32, 16>(self.w_data_len.q.val())
-                                & self.a_word_mask.val())
-                                != 0;
-                            self.w_room.d.next = self.act_limit.val() - self.w_words_a.val();
-                            self.w_no_room.d.next = self.w_words_a.val() > self.act_limit.val();
-                            if self.w_is_w.q.val() {
-                                self.w_len_bad.d.next =
-                                    (bit_cast::<32, 16>(self.w_data_len.q.val())
-                                        & self.w_word_mask.val())
-                                        != 0;
-                                self.w_room.d.next = self.weight_limit.val() - self.w_words_w.val();
-                                self.w_no_room.d.next =
-                                    self.w_words_w.val() > self.weight_limit.val();
-                            }
                         }
                         if self.w_hdr.q.val().get_bit(2) {
                             self.w_addr.d.next = bit_cast::<16, 32>(self.hdr_addr.val());
@@ -1111,9 +1134,8 @@ impl Logic for HostLink {
                 }
             }
             LinkState::CrcLo => {
-                // The payload is complete: start the checks of READ and CONFIGURE (the products
-                // registered at the end of this cycle, below; sums in CrcHi, compares in
-                // Check), one step per cycle.
+                // The payload is complete: start READ's checks (its end here, its compare in
+                // Check; CONFIGURE's run in their own pipeline, above).
                 // READ's five payload bytes sit in the last five places of the chain.
                 self.r_is_w.d.next = (self.p_out.q.val() >> 8) == 0;
                 self.r_is_a.d.next = (self.p_out.q.val() >> 8) == 1;
@@ -1128,11 +1150,6 @@ impl Logic for HostLink {
                 }
             }
             LinkState::CrcHi => {
-                // The products hold from CrcLo (the fields do not change any more).
-                self.act_end.d.next = bit_cast::<32, 16>(self.p_act.q.val()) + self.prod_mk.q.val();
-                self.wt_end.d.next = bit_cast::<32, 16>(self.p_wt.q.val())
-                    + (self.prod_nk.q.val() << self.row_shift.val());
-                self.out_end.d.next = bit_cast::<32, 16>(self.p_out.q.val()) + self.prod_mn.q.val();
                 if self.in_valid.val() {
                     self.crc_rx.d.next =
                         self.crc_rx.q.val() | (bit_cast::<16, 8>(self.in_data.val()) << 8);
@@ -1140,7 +1157,6 @@ impl Logic for HostLink {
                 }
             }
             LinkState::Check => {
-                self.cfg_bad_q.d.next = self.cfg_bad.val();
                 // The CRC is final here: the last payload byte was absorbed in CrcLo.
                 self.crc_bad.d.next = self.crc.q.val() != self.crc_rx.q.val();
                 self.len_bad.d.next = self.len.q.val() != 0;
@@ -1224,7 +1240,7 @@ impl Logic for HostLink {
                     self.configured.d.next = false;
                     if self.len_bad.q.val() {
                         self.status.d.next = self.k_status_bad_length.val();
-                    } else if self.cfg_bad_q.q.val() {
+                    } else if self.cfg_bad.val() {
                         self.status.d.next = self.k_status_out_of_range.val();
                     } else {
                         self.configured.d.next = true;
@@ -1288,7 +1304,7 @@ impl Logic for HostLink {
                     if self.op_read.q.val() {
                         self.state.d.next = LinkState::TxFetch;
                     }
-                    if self.reply_len.q.val() == 0 {
+                    if self.reply_empty.q.val() {
                         self.state.d.next = LinkState::TxCrcLo;
                     }
                 }
