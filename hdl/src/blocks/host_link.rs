@@ -329,6 +329,8 @@ pub struct HostLink {
     word: Signal<Local, Bits<32>>,
     r_depth: Signal<Local, Bits<17>>,
     r_end_over: Signal<Local, bool>,
+    act_end_over: Signal<Local, bool>,
+    wt_end_over: Signal<Local, bool>,
     out_end_high: Signal<Local, bool>,
     out_end_over_acts: Signal<Local, bool>,
     out_end_over_results: Signal<Local, bool>,
@@ -568,6 +570,8 @@ impl HostLink {
             word: Default::default(),
             r_depth: Default::default(),
             r_end_over: Default::default(),
+            act_end_over: Default::default(),
+            wt_end_over: Default::default(),
             out_end_high: Default::default(),
             out_end_over_acts: Default::default(),
             out_end_over_results: Default::default(),
@@ -909,9 +913,9 @@ impl Logic for HostLink {
         // Range checks on 32-bit ends, split as the `*_limit` constants say.
         self.r_end_over.next = (self.r_end_addr.q.val().get_bits::<15>(17) != 0)
             | (self.r_end_addr.q.val().get_bits::<17>(0) > self.r_depth.val());
-        self.act_end_bad.d.next = (self.act_end.q.val().get_bits::<15>(17) != 0)
+        self.act_end_over.next = (self.act_end.q.val().get_bits::<15>(17) != 0)
             | (self.act_end.q.val().get_bits::<17>(0) > self.act_limit.val());
-        self.wt_end_bad.d.next = (self.wt_end.q.val().get_bits::<15>(17) != 0)
+        self.wt_end_over.next = (self.wt_end.q.val().get_bits::<15>(17) != 0)
             | (self.wt_end.q.val().get_bits::<17>(0) > self.weight_limit.val());
         self.out_end_high.next = self.out_end.q.val().get_bits::<15>(17) != 0;
         self.out_end_over_acts.next = self.out_end_high.val()
@@ -995,7 +999,8 @@ impl Logic for HostLink {
             | ((self.p_flags.q.val() & 0xFC) != 0)
             | (self.p_flags.q.val().get_bit(1) & !self.p_flags.q.val().get_bit(0))
             | (self.p_flags.q.val().get_bit(0) & !self.square.val());
-        // (`act_end_bad` and `wt_end_bad` are set with the other range checks, above.)
+        self.act_end_bad.d.next = self.act_end_over.val();
+        self.wt_end_bad.d.next = self.wt_end_over.val();
         // The output region must fit its memory. An int8 one must also not overlap the input
         // rows: the region ends are 32-bit sums and the bases 16-bit, so `base < end` is
         // "end's high half is not zero, or base < end's low half", a 16-bit carry chain
