@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use trimac_fpga::board::{board, Board};
+use trimac_fpga::board::{board, Board, Placer};
 use trimac_fpga::flash::{default_bitstream, flash, Target};
 use trimac_fpga::flow::{build, BuildError, BuildOptions, BuildReport, Progress};
 use trimac_fpga::virtual_board::{calibrate, measure_speed, virtual_config, VirtualBoard};
@@ -43,6 +43,11 @@ pub struct BuildArgs {
     /// Skip synthesizing the array alone (the LUT4-per-lane figure).
     #[arg(long)]
     no_array_report: bool,
+    /// nextpnr placer: `heap` (with router1) or `static` (with router2). Default: the
+    /// board's choice for the array (the ULX3S-85F places arrays of 1024 lanes or more
+    /// with `static`, the rest with `heap`).
+    #[arg(long)]
+    placer: Option<String>,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -132,6 +137,12 @@ pub fn build_cmd(a: &BuildArgs) -> CliResult<ExitCode> {
         out_dir: out,
         nice: (a.nice != 0).then_some(a.nice),
         array_report: !a.no_array_report,
+        placer: a
+            .placer
+            .as_deref()
+            .map(Placer::from_name)
+            .transpose()
+            .map_err(|e| format!("--placer: {e}"))?,
     };
     let bar = spinner();
     bar.set_message(format!("{} {rows}x{cols}: starting", b.name));
@@ -293,6 +304,7 @@ mod tests {
             out: None,
             nice: 10,
             no_array_report: true,
+            placer: None,
             json: false,
         };
         let e = build_cmd(&args).unwrap_err().to_string();
@@ -306,6 +318,16 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("--array 3x3"));
+        let args = BuildArgs {
+            array: None,
+            placer: Some("annealing".into()),
+            ..args
+        };
+        let e = build_cmd(&args).unwrap_err().to_string();
+        assert!(
+            e.contains("--placer") && e.contains("annealing") && e.contains("heap"),
+            "{e}"
+        );
         let f = FlashArgs {
             board: "icebreaker".into(),
             bitstream: Some("/nonexistent/x.bin".into()),

@@ -173,6 +173,10 @@ pub struct Board {
     pub programmer: Programmer,
     /// Extra `ecppack` arguments (ECP5).
     pub ecppack_args: &'static [&'static str],
+    /// Arrays of at least this many MAC lanes are placed with nextpnr's static placer and
+    /// routed with router2 ([`Placer::Static`]) unless the build names a placer; smaller
+    /// ones, and every array when `None`, with HeAP ([`Placer::Heap`]).
+    pub static_placer_lanes: Option<usize>,
     /// A note printed with build and flash (wiring the UART, jumpers).
     pub note: &'static str,
 }
@@ -253,6 +257,7 @@ pub const BOARDS: &[Board] = &[
             board: "icebreaker",
         },
         ecppack_args: &[],
+        static_placer_lanes: None,
         note: "UART through the on-board FT2232H (second port, e.g. /dev/ttyUSB1)",
     },
     Board {
@@ -289,6 +294,7 @@ pub const BOARDS: &[Board] = &[
         resources: UP5K,
         programmer: Programmer::OpenFpgaLoaderCable { cable: "ft232" },
         ecppack_args: &[],
+        static_placer_lanes: None,
         note: "short the OSC jumper (12 MHz on pin 20); the FT232H's UART shares the flash \
                SPI lines (RX pin 15, TX pin 14), so flash first, then open the serial port; \
                the board has no button: the design resets when the PLL locks",
@@ -323,6 +329,9 @@ pub const BOARDS: &[Board] = &[
         resources: LFE5U_85F,
         programmer: Programmer::OpenFpgaLoader { board: "ulx3s" },
         ecppack_args: &["--compress"],
+        // HeAP packs the 32x32 into a quarter of the chip, where router2 stalls at about
+        // 16 000 overused wires; the static placer spreads it (docs/boards.md, tenth round).
+        static_placer_lanes: Some(1024),
         note: "UART through the on-board FT231X (/dev/ttyUSB0); FIRE1 resets the design",
     },
     Board {
@@ -355,6 +364,7 @@ pub const BOARDS: &[Board] = &[
         resources: LFE5U_25F,
         programmer: Programmer::OpenFpgaLoader { board: "ulx3s" },
         ecppack_args: &["--compress"],
+        static_placer_lanes: None,
         note: "UART through the on-board FT231X (/dev/ttyUSB0); FIRE1 resets the design",
     },
     Board {
@@ -393,6 +403,7 @@ pub const BOARDS: &[Board] = &[
             usb_id: "1209:5af0",
         },
         ecppack_args: &["--compress", "--freq", "38.8"],
+        static_placer_lanes: None,
         note: "no on-board USB UART: wire a 3.3 V USB-serial adapter to the Feather pins \
                0 (RX, N17) and 1 (TX, M18); enter the DFU bootloader by holding the button \
                while plugging in",
@@ -420,7 +431,54 @@ pub fn board(name: &str) -> Result<&'static Board, String> {
         })
 }
 
+/// nextpnr's placer, with the router that goes with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Placer {
+    /// HeAP (nextpnr's default) and router1: the best Fmax where the design routes easily.
+    Heap,
+    /// The static (electrostatic) placer, which spreads cells to an even density, and
+    /// router2: for designs HeAP packs too densely to route.
+    Static,
+}
+
+impl Placer {
+    /// The name `--placer` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Placer::Heap => "heap",
+            Placer::Static => "static",
+        }
+    }
+
+    /// Parses a `--placer` value.
+    pub fn from_name(name: &str) -> Result<Placer, String> {
+        match name {
+            "heap" => Ok(Placer::Heap),
+            "static" => Ok(Placer::Static),
+            _ => Err(format!("unknown placer `{name}`; use heap or static")),
+        }
+    }
+
+    /// The nextpnr arguments that choose it (none for HeAP and router1, the defaults).
+    pub fn nextpnr_args(self) -> &'static [&'static str] {
+        match self {
+            Placer::Heap => &[],
+            Placer::Static => &["--placer", "static", "--router", "router2"],
+        }
+    }
+}
+
 impl Board {
+    /// The placer for an array of `lanes` MAC lanes when the build names none
+    /// ([`Board::static_placer_lanes`]).
+    pub fn default_placer(&self, lanes: usize) -> Placer {
+        match self.static_placer_lanes {
+            Some(n) if lanes >= n => Placer::Static,
+            _ => Placer::Heap,
+        }
+    }
+
     /// The accelerator configuration this board builds for an array of `rows x cols` at
     /// `clock_hz`: the board's memory depths, the design clock, and a frame timeout of 50 ms
     /// (a USB-serial adapter may pause a few milliseconds between its packets).
@@ -526,6 +584,33 @@ mod tests {
         ] {
             assert!(board(name).is_ok(), "{name}");
         }
+    }
+
+    #[test]
+    fn the_ulx3s_85f_places_its_32x32_with_the_static_placer_and_smaller_arrays_with_heap() {
+        let b = board("ulx3s-85f").unwrap();
+        assert_eq!(b.default_placer(b.array.0 * b.array.1), Placer::Static);
+        assert_eq!(b.default_placer(32 * 31), Placer::Heap);
+        assert_eq!(b.default_placer(64), Placer::Heap);
+        for b in BOARDS.iter().filter(|b| b.name != "ulx3s-85f") {
+            assert_eq!(
+                b.default_placer(b.array.0 * b.array.1),
+                Placer::Heap,
+                "{}",
+                b.name
+            );
+        }
+        for p in [Placer::Heap, Placer::Static] {
+            assert_eq!(Placer::from_name(p.name()), Ok(p));
+        }
+        assert!(Placer::from_name("sa")
+            .unwrap_err()
+            .contains("heap or static"));
+        assert!(Placer::Heap.nextpnr_args().is_empty());
+        assert_eq!(
+            Placer::Static.nextpnr_args(),
+            ["--placer", "static", "--router", "router2"]
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! Every tool is found with [`trimac_toolchain::locate`] and runs with its output in a log file
 //! in the build directory; a failing tool ends the build with the tail of its log.
 
-use crate::board::{Board, Family};
+use crate::board::{Board, Family, Placer};
 use crate::constraints;
 use crate::top::{board_verilog, TopPlan};
 use rust_hdl::prelude::*;
@@ -47,6 +47,9 @@ pub struct BuildOptions {
     pub nice: Option<i32>,
     /// Also synthesize the array alone, for the LUT4-per-lane figure.
     pub array_report: bool,
+    /// nextpnr's placer; `None`: the board's choice for the array
+    /// ([`Board::default_placer`]).
+    pub placer: Option<Placer>,
 }
 
 impl BuildOptions {
@@ -62,6 +65,7 @@ impl BuildOptions {
             out_dir,
             nice: Some(10),
             array_report: true,
+            placer: None,
         }
     }
 }
@@ -178,6 +182,8 @@ pub struct BuildReport {
     pub fmax_mhz_max: f64,
     /// The seed whose bitstream was written (highest Fmax).
     pub best_seed: usize,
+    /// The placer (and router) nextpnr ran with.
+    pub placer: Placer,
     /// The written bitstream meets the design clock.
     pub timing_met: bool,
     /// The median Fmax meets the design clock.
@@ -260,6 +266,15 @@ impl fmt::Display for BuildReport {
             self.fmax_mhz_max,
             self.fmax_per_seed.len(),
             seeds.join(", ")
+        )?;
+        writeln!(
+            f,
+            "  place and route  nextpnr, {} placer ({})",
+            self.placer.name(),
+            match self.placer {
+                Placer::Heap => "router1",
+                Placer::Static => "router2",
+            }
         )?;
         writeln!(
             f,
@@ -714,6 +729,9 @@ pub fn build(
     };
 
     let freq = format!("{:.3}", cfg.clock_hz as f64 / 1e6);
+    let placer = opts
+        .placer
+        .unwrap_or_else(|| board.default_placer(opts.rows * opts.cols));
     let mut fmax = Vec::with_capacity(opts.seeds);
     let mut best: Option<(usize, f64, PnrReport)> = None;
     for seed in 1..=opts.seeds {
@@ -740,6 +758,7 @@ pub fn build(
             report.clone(),
             "--timing-allow-fail".into(),
         ];
+        args.extend(placer.nextpnr_args().iter().map(|a| a.to_string()));
         match board.family {
             // `--opt-timing`: nextpnr-ice40's post-placement timing pass moves cells of the
             // critical paths after the analytic placer (median over seeds 1-5 of the
@@ -861,6 +880,7 @@ pub fn build(
         fmax_mhz: median_fmax,
         fmax_per_seed: fmax,
         best_seed,
+        placer,
         timing_met: best_fmax >= clock_mhz,
         median_meets: median_fmax >= clock_mhz,
         mmacs: lanes as f64 * median_fmax,
