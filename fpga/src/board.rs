@@ -460,7 +460,16 @@ impl Placer {
         }
     }
 
-    /// The nextpnr arguments that choose it (none for HeAP and router1, the defaults).
+    /// The router nextpnr runs after it.
+    pub fn router(self) -> &'static str {
+        match self {
+            Placer::Heap => "router1",
+            Placer::Static => "router2",
+        }
+    }
+
+    /// The nextpnr arguments that choose it and its [`router`](Placer::router) (none for
+    /// HeAP and router1, the defaults).
     pub fn nextpnr_args(self) -> &'static [&'static str] {
         match self {
             Placer::Heap => &[],
@@ -607,6 +616,7 @@ mod tests {
             .unwrap_err()
             .contains("heap or static"));
         assert!(Placer::Heap.nextpnr_args().is_empty());
+        assert_eq!(Placer::Static.nextpnr_args()[3], Placer::Static.router());
         assert_eq!(
             Placer::Static.nextpnr_args(),
             ["--placer", "static", "--router", "router2"]

@@ -271,10 +271,7 @@ impl fmt::Display for BuildReport {
             f,
             "  place and route  nextpnr, {} placer ({})",
             self.placer.name(),
-            match self.placer {
-                Placer::Heap => "router1",
-                Placer::Static => "router2",
-            }
+            self.placer.router()
         )?;
         writeln!(
             f,
