@@ -65,8 +65,10 @@ pub struct Config {
     /// Host reads (READ replies) take the memories' words through a register before the
     /// byte multiplexer, and wait a cycle more for each word: for block RAMs whose read data
     /// arrives late, where the multiplexer behind them would otherwise share the cycle with
-    /// the RAM's clock-to-out. Results and run cycles are the same either way (a READ reply
-    /// takes one cycle more per word), so `INFO` does not report it; boards choose it.
+    /// the RAM's clock-to-out; result words then leave through a chain of lane registers
+    /// (`ResultShifter`), a byte per load, instead of the multiplexer. Results and run cycles
+    /// are the same either way (a READ reply takes one cycle more per word), so `INFO` does
+    /// not report it; boards choose it.
     pub registered_host_reads: bool,
     /// Activation bank reads for the array go through a register: each bank reads a cycle
     /// earlier (from the previous row's feed registers, row 0 from the controller) and its

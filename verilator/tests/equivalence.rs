@@ -260,6 +260,12 @@ fn non_default_configurations_are_built_on_demand_and_equal_rust_hdl() {
         result_depth: 32,
         max_m: 16,
         frame_timeout_cycles: 64,
+        // The ECP5 boards' options, so their Verilog (registered reads, the result shifter)
+        // is simulated too.
+        registered_acc_reads: true,
+        registered_host_reads: true,
+        registered_act_reads: true,
+        registered_weight_reads: true,
         ..Config::new(4, 4).unwrap()
     };
     session_pair(&cfg);

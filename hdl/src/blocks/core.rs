@@ -6,8 +6,8 @@
 //!                                      psum_out[j] v
 //!  token delay line (rows + 1 taps*) --> AccumulatorLane[0] -> [1] -> ... (one cycle per lane)
 //!                                                 v
-//!                                     Requantizer[j] -> result_rams[j] (int32)
-//!                                                    -> act_banks[j]   (int8, square arrays)
+//!                                                 |-> result_rams[j] (int32)
+//!                                     Requantizer[j] -> act_banks[j]   (int8, square arrays)
 //!
 //!  * rows taps with registered accumulator reads (`Config::registered_acc_reads`)
 //! ```
@@ -15,7 +15,8 @@
 //! The host link reaches every memory through the `host_*` ports while no run is in progress:
 //! writes are staged per lane and committed as whole words, reads load one byte chosen by a
 //! one-hot lane select ([`ReadSelect`]) into a register (with `Config::registered_host_reads`,
-//! from a register of each memory's word, the link waiting a cycle more per word).
+//! from a register of each memory's word, the link waiting a cycle more per word, and result
+//! words sent a byte per load by a [`ResultShifter`] instead of the multiplexer).
 
 use super::accumulator_lane::AccumulatorLane;
 use super::controller::Controller;
@@ -25,6 +26,7 @@ use super::lane_ram::LaneRam;
 use super::read_select::ReadSelect;
 pub use super::read_select::{MEM_ACTS, MEM_RESULTS, MEM_WEIGHTS};
 use super::requantizer::Requantizer;
+use super::result_shifter::ResultShifter;
 use super::ternary_array::TernaryArray;
 use crate::config::{Config, ACC_BITS};
 use rust_hdl::prelude::*;
@@ -85,6 +87,10 @@ pub struct Core {
     /// Host read: load `host_rd_byte` with the selected byte of the word the memories read
     /// (the word at the host read address one cycle earlier).
     pub host_rd_load: Signal<In, bool>,
+    /// Host read: this load takes a word's first byte.
+    pub host_rd_first: Signal<In, bool>,
+    /// Host read: the READ is of results.
+    pub host_rd_results: Signal<In, bool>,
     /// Host read: the byte of the last load (a register, so the reply path starts at a
     /// flip-flop rather than at the memories' outputs).
     pub host_rd_byte: Signal<Out, Bits<8>>,
@@ -106,6 +112,7 @@ pub struct Core {
     act_banks: Vec<LaneRam<Bits<8>>>,
     result_rams: Vec<LaneRam<Bits<ACC_BITS>>>,
     lanes: Vec<AccumulatorLane>,
+    // Square arrays only (else empty: non-square arrays refuse `INT8_OUT`).
     requants: Vec<Requantizer>,
     weight_stage: Vec<DFF<Bits<2>>>,
     act_stage: Vec<DFF<Bits<8>>>,
@@ -129,10 +136,13 @@ pub struct Core {
     rd_addr_weights: FanoutRegister<Bits<16>>,
     rd_addr_results: FanoutRegister<Bits<16>>,
     // Registered host reads only (`Config::registered_host_reads`; else empty): the words
-    // the memories read, registered before the byte multiplexer.
+    // the memories read, registered before the byte multiplexer, and the chain of lane
+    // registers that sends result words a byte per load instead of the multiplexer (else a
+    // single idle lane, since hdl_gen cannot index a port vector of a block in a vector).
     rd_codes: Vec<DFF<Bits<2>>>,
     rd_acts: Vec<DFF<Bits<8>>>,
     rd_results: Vec<DFF<Bits<ACC_BITS>>>,
+    result_shifter: ResultShifter,
     // Registered activation reads only (`Config::registered_act_reads`; else empty): each
     // bank's word for the array, a cycle after the bank read it.
     act_word: Vec<DFF<Bits<8>>>,
@@ -160,6 +170,8 @@ pub struct Core {
     rd_byte: DFF<Bits<8>>,
     _rd_rows: usize,
     _rd_cols: usize,
+    _tree_cols: usize,
+    _result_shifters: usize,
     // `rows` and 1 with registered activation reads, else 0 and 0.
     _act_word_rows: usize,
     _act_word_first: usize,
@@ -219,6 +231,8 @@ impl Core {
             host_rd_act_pos: Default::default(),
             host_rd_result_pos: (0..4).map(|_| Default::default()).collect(),
             host_rd_load: Default::default(),
+            host_rd_first: Default::default(),
+            host_rd_results: Default::default(),
             host_rd_byte: Default::default(),
             host_stage: Default::default(),
             host_commit: Default::default(),
@@ -234,7 +248,7 @@ impl Core {
             lanes: (0..cols)
                 .map(|_| AccumulatorLane::new(cfg.max_m, cfg.registered_acc_reads))
                 .collect(),
-            requants: (0..cols).map(|_| Requantizer::default()).collect(),
+            requants: (0..square).map(|_| Requantizer::default()).collect(),
             weight_stage: dffs(cols),
             act_stage: dffs(rows),
             feed_addr: dffs(rows),
@@ -253,6 +267,7 @@ impl Core {
             rd_codes: dffs(rd_cols),
             rd_acts: dffs(rd_rows),
             rd_results: dffs(rd_cols),
+            result_shifter: ResultShifter::new(rd_cols.max(1)),
             act_word: dffs(act_word_rows),
             wt_word: dffs(wt_word_cols),
             wt_read_fan: FanoutRegister::new(wt_copies),
@@ -267,10 +282,12 @@ impl Core {
             rd_addr_acts: FanoutRegister::new(per_rows),
             rd_addr_weights: FanoutRegister::new(per_cols),
             rd_addr_results: FanoutRegister::new(per_cols),
-            read_select: ReadSelect::new(rows, cols),
+            read_select: ReadSelect::new(rows, cols, cols - rd_cols),
             rd_byte: Default::default(),
             _rd_rows: rd_rows,
             _rd_cols: rd_cols,
+            _tree_cols: cols - rd_cols,
+            _result_shifters: rd_cols.min(1),
             _act_word_rows: act_word_rows,
             _act_word_first: act_word_rows.min(1),
             _wt_word_cols: wt_word_cols,
@@ -436,24 +453,15 @@ impl Logic for Core {
             self.weight_rams[j].write_data.next = self.weight_stage[j].q.val();
             self.weight_rams[j].write_enable.next =
                 self.host_commit.val() & !self.host_wr_acts.val() & !self.ctrl.busy.val();
-            // Accumulate, requantize, store.
+            // Accumulate, and store int32 results straight from the lane.
             self.lanes[j].clock.next = self.clock.val();
             self.lanes[j].psum_in.next = self.array.psum_out[j].val();
-            self.requants[j].clock.next = self.clock.val();
-            self.requants[j].in_valid.next = self.lanes[j].result_valid.val();
-            self.requants[j].in_value.next = self.lanes[j].result.val();
-            self.requants[j].in_high.next = self.lanes[j].result_high.val();
-            self.requants[j].in_carry.next = self.lanes[j].result_carry.val();
-            self.requants[j].in_addr.next = self.lanes[j].result_addr.val();
-            self.requants[j].mult.next = self.mult_fan.q[j / 8].val();
-            self.requants[j].shift.next = self.shift_fan.q[j / 8].val();
-            self.requants[j].relu.next = self.relu_fan.q[j / 8].val();
             self.result_rams[j].clock.next = self.clock.val();
             self.result_rams[j].read_address.next = self.rd_addr_results.q[j / 8].val();
-            self.result_rams[j].write_address.next = self.requants[j].out_addr.val();
-            self.result_rams[j].write_data.next = self.requants[j].out_raw.val();
+            self.result_rams[j].write_address.next = self.lanes[j].result_addr.val();
+            self.result_rams[j].write_data.next = self.lanes[j].result.val();
             self.result_rams[j].write_enable.next =
-                self.requants[j].out_valid.val() & !self.int8_fan.q[j / 8].val();
+                self.lanes[j].result_valid.val() & !self.int8_fan.q[j / 8].val();
         }
         // The weight RAMs read for the array during a run (from copies of the controller's
         // `busy` and `wt_addr`, each driving `LOADS_PER_COPY` RAMs: `j / 8`, as hdl_gen takes
@@ -485,12 +493,21 @@ impl Logic for Core {
             self.lanes[j].tok_out_in.next = self.lanes[j - 1].tok_out_out.val();
         }
         // int8 results go to the activation bank of the same index (square arrays only),
-        // through a register: a bank writes a requantizer's byte a cycle after the result
-        // RAM would have taken its int32, and the run's last one lands at the end of its last
-        // cycle, `done` (the int32 results land a cycle before it; docs/architecture.md,
-        // "Cycle count"). The host's writes (between runs) are blocked during a run by their
+        // from the lane's requantizer through a register: a bank writes a requantizer's byte
+        // three cycles after the result RAM would have taken its int32, and the run's last
+        // one lands at the end of its last cycle, `done` (the int32 results land three
+        // cycles before it; docs/architecture.md, "Cycle count"). The host's writes (between runs) are blocked during a run by their
         // enable above, and yield to this one.
         for j in 0..self._square {
+            self.requants[j].clock.next = self.clock.val();
+            self.requants[j].in_valid.next = self.lanes[j].result_valid.val();
+            self.requants[j].in_low.next = self.lanes[j].result.val().get_bits::<16>(0);
+            self.requants[j].in_high.next = self.lanes[j].result_high.val();
+            self.requants[j].in_carry.next = self.lanes[j].result_carry.val();
+            self.requants[j].in_addr.next = self.lanes[j].result_addr.val();
+            self.requants[j].mult.next = self.mult_fan.q[j / 8].val();
+            self.requants[j].shift.next = self.shift_fan.q[j / 8].val();
+            self.requants[j].relu.next = self.relu_fan.q[j / 8].val();
             self.int8_valid[j].clock.next = self.clock.val();
             self.int8_addr[j].clock.next = self.clock.val();
             self.int8_byte[j].clock.next = self.clock.val();
@@ -512,20 +529,24 @@ impl Logic for Core {
         }
         for j in 0..self._cols {
             self.read_select.codes[j].next = self.weight_rams[j].read_data.val();
+        }
+        for j in 0..self._tree_cols {
             self.read_select.results[j].next = self.result_rams[j].read_data.val();
         }
         for i in 0..self._rows {
             self.read_select.acts[i].next = self.act_banks[i].read_data.val();
         }
-        // Registered host reads: the multiplexer starts at flip-flops, not at the RAMs'
-        // late read data (the link waits a cycle more for each word).
+        // Registered host reads: the multiplexer and the result shifter start at flip-flops,
+        // not at the RAMs' late read data (the link waits a cycle more for each word). Without
+        // them the shifter is a single idle lane that nothing reads (synthesis drops it).
+        self.result_shifter.words[0].next = bits::<ACC_BITS>(0);
         for j in 0..self._rd_cols {
             self.rd_codes[j].clock.next = self.clock.val();
             self.rd_results[j].clock.next = self.clock.val();
             self.rd_codes[j].d.next = self.weight_rams[j].read_data.val();
             self.rd_results[j].d.next = self.result_rams[j].read_data.val();
             self.read_select.codes[j].next = self.rd_codes[j].q.val();
-            self.read_select.results[j].next = self.rd_results[j].q.val();
+            self.result_shifter.words[j].next = self.rd_results[j].q.val();
         }
         for i in 0..self._rd_rows {
             self.rd_acts[i].clock.next = self.clock.val();
@@ -536,6 +557,14 @@ impl Logic for Core {
         self.rd_byte.d.next = self.rd_byte.q.val();
         if self.host_rd_load.val() {
             self.rd_byte.d.next = self.read_select.picked.val();
+        }
+        self.result_shifter.clock.next = self.clock.val();
+        self.result_shifter.load.next = self.host_rd_load.val() & self.host_rd_results.val();
+        self.result_shifter.first.next = self.host_rd_first.val();
+        for _s in 0..self._result_shifters {
+            if self.host_rd_load.val() & self.host_rd_results.val() {
+                self.rd_byte.d.next = self.result_shifter.next_byte.val();
+            }
         }
         self.host_rd_byte.next = self.rd_byte.q.val();
     }
@@ -566,8 +595,8 @@ mod tests {
     #[test]
     fn every_result_is_in_memory_at_the_end_of_the_runs_last_cycle() {
         // A 4x4 layer of 6 rows, 2 K-tiles and 2 N-tiles, all weights +1: output (m, n) is
-        // the sum of row m's 8 activations. The int8 bytes reach activation bank j through a
-        // register, a cycle after an int32 would reach the result RAM; both must be in memory
+        // the sum of row m's 8 activations. The int8 bytes reach activation bank j through the
+        // requantizer and a register, after an int32 would reach the result RAM; both must be in memory
         // when the cycle that raises `done` (the run's last, `Config::run_cycles`) ends.
         for (int8, registered) in [(false, false), (true, false), (false, true), (true, true)] {
             let cfg = Config {

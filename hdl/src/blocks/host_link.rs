@@ -120,6 +120,10 @@ pub struct HostLink {
     pub host_rd_result_pos: Vec<Signal<Out, Bits<32>>>,
     /// To the core: load the selected byte into `host_rd_byte`.
     pub host_rd_load: Signal<Out, bool>,
+    /// To the core: this load takes a word's first byte.
+    pub host_rd_first: Signal<Out, bool>,
+    /// To the core: the READ (whose reply is going out) is of results.
+    pub host_rd_results: Signal<Out, bool>,
     /// From the core: the byte of the last load (a register).
     pub host_rd_byte: Signal<In, Bits<8>>,
     /// To the core: stage a write byte (a register: the cycle after the byte arrived).
@@ -399,6 +403,8 @@ impl HostLink {
             host_rd_act_pos: Default::default(),
             host_rd_result_pos: (0..4).map(|_| Default::default()).collect(),
             host_rd_load: Default::default(),
+            host_rd_first: Default::default(),
+            host_rd_results: Default::default(),
             host_rd_byte: Default::default(),
             host_stage: Default::default(),
             host_commit: Default::default(),
@@ -955,8 +961,10 @@ impl Logic for HostLink {
         // the next byte of the lane in a result word (after byte 3, byte 0 of the next lane).
         self.fetch_waited.d.next = self.state.q.val() == LinkState::TxFetch;
         self.fetch_ready.next = !self.k_fetch_wait.val() | self.fetch_waited.q.val();
-        self.host_rd_load.next = ((self.state.q.val() == LinkState::TxFetch)
-            & self.fetch_ready.val())
+        self.host_rd_first.next =
+            (self.state.q.val() == LinkState::TxFetch) & self.fetch_ready.val();
+        self.host_rd_results.next = self.r_is_r.q.val();
+        self.host_rd_load.next = self.host_rd_first.val()
             | ((self.state.q.val() == LinkState::TxPayload)
                 & self.op_read.q.val()
                 & self.out_ready.val()

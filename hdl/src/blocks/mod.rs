@@ -9,6 +9,7 @@ pub mod lane_ram;
 pub mod pe;
 pub mod read_select;
 pub mod requantizer;
+pub mod result_shifter;
 pub mod ternary_array;
 pub mod top;
 pub mod uart;

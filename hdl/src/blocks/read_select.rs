@@ -27,7 +27,9 @@ pub struct ReadSelect {
     pub codes: Vec<Signal<In, Bits<2>>>,
     /// Activations of the word, one per row.
     pub acts: Vec<Signal<In, Bits<8>>>,
-    /// Results of the word, one per column.
+    /// Results of the word, one per column (none when a [`ResultShifter`] sends them).
+    ///
+    /// [`ResultShifter`]: super::result_shifter::ResultShifter
     pub results: Vec<Signal<In, Bits<ACC_BITS>>>,
     /// One-hot byte of the weight word (bit `b`: columns `4b..4b+3`).
     pub weight_pos: Signal<In, Bits<32>>,
@@ -49,23 +51,28 @@ pub struct ReadSelect {
     result_byte2: Signal<Local, Bits<8>>,
     result_byte3: Signal<Local, Bits<8>>,
     _rows: usize,
-    _cols: usize,
+    _result_lanes: usize,
     _weight_bytes: usize,
 }
 
 impl ReadSelect {
     /// The selector for an array of `rows x cols` (at most 32 x 32, `cols` a multiple of 4:
-    /// the position vectors are 32 bits wide and a weight byte holds four columns).
-    pub fn new(rows: usize, cols: usize) -> Self {
+    /// the position vectors are 32 bits wide and a weight byte holds four columns), with
+    /// `results` lane inputs: `cols`, or 0 where a result shifter sends result bytes.
+    pub fn new(rows: usize, cols: usize, results: usize) -> Self {
         assert!((1..=32).contains(&rows), "rows = {rows}");
         assert!(
             (4..=32).contains(&cols) && cols.is_multiple_of(4),
             "cols = {cols} must be a multiple of 4 in 4..=32"
         );
+        assert!(
+            results == cols || results == 0,
+            "results = {results} must be cols ({cols}) or 0"
+        );
         Self {
             codes: (0..cols).map(|_| Default::default()).collect(),
             acts: (0..rows).map(|_| Default::default()).collect(),
-            results: (0..cols).map(|_| Default::default()).collect(),
+            results: (0..results).map(|_| Default::default()).collect(),
             weight_pos: Default::default(),
             act_pos: Default::default(),
             result_pos: (0..4).map(|_| Default::default()).collect(),
@@ -81,7 +88,7 @@ impl ReadSelect {
             result_byte2: Default::default(),
             result_byte3: Default::default(),
             _rows: rows,
-            _cols: cols,
+            _result_lanes: results,
             _weight_bytes: cols / 4,
         }
     }
@@ -122,7 +129,7 @@ impl Logic for ReadSelect {
         self.result_byte1.next = bits::<8>(0);
         self.result_byte2.next = bits::<8>(0);
         self.result_byte3.next = bits::<8>(0);
-        for j in 0..self._cols {
+        for j in 0..self._result_lanes {
             if self.result_pos[0].val().get_bit(j) {
                 self.result_byte0.next =
                     self.result_byte0.val() | self.results[j].val().get_bits::<8>(0);
@@ -155,7 +162,7 @@ mod tests {
     use crate::blocks::testing::settle;
 
     fn selector() -> ReadSelect {
-        let mut s = ReadSelect::new(4, 8);
+        let mut s = ReadSelect::new(4, 8, 8);
         s.connect_all();
         for (j, c) in s.codes.iter_mut().enumerate() {
             c.next = (((j + j / 4) % 4) as u64).into();
@@ -204,5 +211,26 @@ mod tests {
         assert_eq!(pick(&mut s, MEM_ACTS, 4), 0);
         assert_eq!(pick(&mut s, MEM_RESULTS, 32), 0);
         assert_eq!(pick(&mut s, MEM_WEIGHTS, 2), 0);
+    }
+
+    #[test]
+    fn without_result_inputs_picks_weights_and_activations_and_no_result_byte() {
+        let mut s = ReadSelect::new(4, 8, 0);
+        s.connect_all();
+        for c in s.codes.iter_mut() {
+            c.next = 3.into();
+        }
+        for a in s.acts.iter_mut() {
+            a.next = 0x5A.into();
+        }
+        assert_eq!(pick(&mut s, MEM_WEIGHTS, 1), 0xFF);
+        assert_eq!(pick(&mut s, MEM_ACTS, 2), 0x5A);
+        assert_eq!(pick(&mut s, MEM_RESULTS, 5), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "must be cols")]
+    fn refuses_a_partial_result_tree() {
+        let _ = ReadSelect::new(4, 8, 4);
     }
 }

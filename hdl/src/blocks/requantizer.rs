@@ -1,9 +1,10 @@
-//! `Requantizer`: turns a finished int32 sum into the layer's output, two cycles later.
+//! `Requantizer`: turns a finished int32 sum into the layer's int8 output, two cycles later.
 //!
 //! `byte = clamp((value * mult + round) >> shift, lo, 127)` with the product exact (48 bits),
 //! `round = 2^(shift-1)` (0 for `shift = 0`), an arithmetic shift and `lo = 0` under ReLU,
-//! else -128 (docs/protocol.md, "Requantization"). The raw value travels alongside with the
-//! same latency, so int32 and int8 runs take the same number of cycles.
+//! else -128 (docs/protocol.md, "Requantization"). Only the byte and its address go through
+//! the block: the core writes int32 results into their memory straight from the accumulator
+//! lane, two cycles sooner, so no 32-bit copy of the value travels beside the arithmetic.
 //!
 //! The 48-bit arithmetic is beyond rust-hdl's 16-bit multiplier and fast bit vectors, so this
 //! block is written directly: [`requantize`] is its simulation model and `hdl()` the same
@@ -14,8 +15,8 @@
 //! 1. the two partial products ([`partial_products`]), one block multiplier each, and the
 //!    negated clamp thresholds (functions of the shift alone), into registers. The value comes
 //!    in as the accumulator lane holds it: its high half without the low half's carry
-//!    (`in_high`, signed), that carry (`in_carry`) and the low half (`in_value`'s bits
-//!    15..=0). The high product is `in_high * mult` and the low one `{in_carry, low} * mult`
+//!    (`in_high`, signed), that carry (`in_carry`) and the low half (`in_low`). The high
+//!    product is `in_high * mult` and the low one `{in_carry, low} * mult`
 //!    (17 x 16 bits, unsigned), so both multipliers take their operands straight from the
 //!    lane's registers, with no carry select in front of them;
 //! 2. the product (one carry chain for the sum), and the product shifted right by the shift's
@@ -31,7 +32,6 @@
 //!    the same clock edge as when the block had two stages and registered outputs, so the
 //!    run takes the same cycles.
 
-use crate::config::ACC_BITS;
 use rust_hdl::prelude::*;
 
 /// Cycles from `in_valid` to `out_valid` (the outputs are driven by the second stage's
@@ -161,7 +161,7 @@ pub fn requantize_staged(v: SplitValue, mult: u16, shift: u8, relu: bool) -> i8 
 /// Requantizer for one lane: two register stages, outputs straight from the second.
 ///
 /// It requantizes `in_high * 2^16 + in_carry * 2^16 + low` exactly ([`SplitValue::value`]),
-/// which is the int32 `in_value` except for `in_high = i16::MAX` with the carry, where the
+/// which is the lane's int32 sum except for `in_high = i16::MAX` with the carry, where the
 /// lane's 16-bit high half wraps. No run gets there: a sum is at most `128 * K` in
 /// magnitude, and `K` at most the weight memory's depth (<= 65536), so below 2^23.
 #[derive(LogicBlock, Default)]
@@ -170,10 +170,10 @@ pub struct Requantizer {
     pub clock: Signal<In, Clock>,
     /// A value arrives this cycle.
     pub in_valid: Signal<In, bool>,
-    /// The int32 sum (passed through to `out_raw`; its low half is the value's low half).
-    pub in_value: Signal<In, Bits<ACC_BITS>>,
+    /// The int32 sum's low half (unsigned).
+    pub in_low: Signal<In, Bits<16>>,
     /// The sum's high half without the low half's carry (signed): `in_high + in_carry` is
-    /// `in_value`'s high half.
+    /// the sum's high half.
     pub in_high: Signal<In, Bits<16>>,
     /// The low half's carry into the high half.
     pub in_carry: Signal<In, bool>,
@@ -188,8 +188,6 @@ pub struct Requantizer {
     /// Output valid, `REQUANT_LATENCY` cycles after `in_valid` (unregistered: for a memory's
     /// write enable).
     pub out_valid: Signal<Out, bool>,
-    /// The int32 value, delayed (unregistered).
-    pub out_raw: Signal<Out, Bits<ACC_BITS>>,
     /// The requantized int8 (unregistered).
     pub out_byte: Signal<Out, Bits<8>>,
     /// The address, delayed (unregistered).
@@ -203,7 +201,6 @@ pub struct Requantizer {
 #[derive(Clone, Copy, Default)]
 struct Stage1 {
     valid: bool,
-    raw: u32,
     addr: u16,
     low: u64,
     high: i32,
@@ -218,7 +215,6 @@ struct Stage1 {
 #[derive(Clone, Copy, Default)]
 struct Stage2 {
     valid: bool,
-    raw: u32,
     addr: u16,
     byte: i8,
 }
@@ -230,15 +226,13 @@ impl Logic for Requantizer {
             let (part, product) = requantize_stage2(q.low, q.high, q.shift);
             self._s = Stage2 {
                 valid: q.valid,
-                raw: q.raw,
                 addr: q.addr,
                 byte: requantize_stage3(part, product, q.neg_t_hi, q.neg_t_lo, q.shift, q.relu),
             };
-            let raw = self.in_value.val().to_u64() as u32;
             let split = SplitValue {
                 high: self.in_high.val().to_u64() as u16 as i16,
                 carry: self.in_carry.val(),
-                low: raw as u16,
+                low: self.in_low.val().to_u64() as u16,
             };
             let (low, high) = partial_products(split, self.mult.val().to_u64() as u16);
             let shift = self.shift.val().to_u64() as u8;
@@ -246,7 +240,6 @@ impl Logic for Requantizer {
             let (neg_t_hi, neg_t_lo) = negated_thresholds(shift, relu);
             self._q = Stage1 {
                 valid: self.in_valid.val(),
-                raw,
                 addr: self.in_addr.val().to_u64() as u16,
                 low,
                 high,
@@ -258,7 +251,6 @@ impl Logic for Requantizer {
             // The outputs change only here (they are the stage-2 registers and step 3).
             let s = self._s;
             self.out_valid.next = s.valid;
-            self.out_raw.next = (s.raw as u64).into();
             self.out_addr.next = (s.addr as u64).into();
             self.out_byte.next = (s.byte as u8 as u64).into();
         }
@@ -266,7 +258,6 @@ impl Logic for Requantizer {
 
     fn connect(&mut self) {
         self.out_valid.connect();
-        self.out_raw.connect();
         self.out_byte.connect();
         self.out_addr.connect();
     }
@@ -275,7 +266,6 @@ impl Logic for Requantizer {
         Verilog::Custom(
             "\
 reg q_valid;
-reg [31:0] q_raw;
 reg [15:0] q_addr;
 reg [32:0] q_low;
 reg signed [31:0] q_high;
@@ -284,7 +274,6 @@ reg signed [48:0] q_neg_t_lo;
 reg [4:0] q_shift;
 reg q_relu;
 reg s_valid;
-reg [31:0] s_raw;
 reg [15:0] s_addr;
 reg [36:0] s_part;
 reg [2:0] s_coarse;
@@ -293,7 +282,7 @@ reg s_relu;
 // Step 1: the partial products, one block multiplier each, from the lane's registers (the
 // low half with its carry, 17 x 16 unsigned; the high half without it, signed); the
 // thresholds, negated.
-wire [32:0] low_product = {in_carry, in_value[15:0]} * mult;
+wire [32:0] low_product = {in_carry, in_low} * mult;
 wire signed [31:0] high_product = $signed(in_high) * $signed({1'b0, mult});
 wire signed [48:0] round = (shift == 5'd0) ? 49'sd0 : (49'sd1 <<< (shift - 5'd1));
 wire signed [48:0] neg_t_hi = round - (49'sd128 <<< shift);
@@ -317,27 +306,24 @@ wire clamp_hi = ~hi_diff[48];
 wire clamp_lo = lo_diff[48];
 wire [7:0] clamped = clamp_hi ? 8'd127 : clamp_lo ? (s_relu ? 8'd0 : 8'h80) : body;
 initial begin
-   q_valid = 0; q_raw = 0; q_addr = 0; q_low = 0; q_high = 0; q_neg_t_hi = 0; q_neg_t_lo = 0;
+   q_valid = 0; q_addr = 0; q_low = 0; q_high = 0; q_neg_t_hi = 0; q_neg_t_lo = 0;
    q_shift = 0; q_relu = 0;
-   s_valid = 0; s_raw = 0; s_addr = 0; s_part = 0; s_coarse = 0; s_product = 0;
+   s_valid = 0; s_addr = 0; s_part = 0; s_coarse = 0; s_product = 0;
    s_relu = 0;
 end
 always @(*) begin
    out_valid = s_valid;
-   out_raw = s_raw;
    out_addr = s_addr;
    out_byte = clamped;
 end
 always @(posedge clock) begin
    s_valid <= q_valid;
-   s_raw <= q_raw;
    s_addr <= q_addr;
    s_part <= shifted[36:0];
    s_coarse <= q_shift[4:2];
    s_product <= product;
    s_relu <= q_relu;
    q_valid <= in_valid;
-   q_raw <= in_value;
    q_addr <= in_addr;
    q_low <= low_product;
    q_high <= high_product;
@@ -357,7 +343,7 @@ end
             clock: "clock".into(),
             inputs: vec![
                 "in_valid".into(),
-                "in_value".into(),
+                "in_low".into(),
                 "in_high".into(),
                 "in_carry".into(),
                 "in_addr".into(),
@@ -365,12 +351,7 @@ end
                 "shift".into(),
                 "relu".into(),
             ],
-            outputs: vec![
-                "out_valid".into(),
-                "out_raw".into(),
-                "out_byte".into(),
-                "out_addr".into(),
-            ],
+            outputs: vec!["out_valid".into(), "out_byte".into(), "out_addr".into()],
         }]
     }
 }
@@ -510,7 +491,7 @@ mod tests {
         q.shift.next = 2.into();
         q.in_valid.next = true;
         // 100 as the lane would hold it with a carry: high half -1, carry, low half 100.
-        q.in_value.next = 100.into();
+        q.in_low.next = 100.into();
         q.in_high.next = 0xFFFF.into();
         q.in_carry.next = true;
         q.in_addr.next = 9.into();
@@ -520,7 +501,6 @@ mod tests {
         tick(&mut q, |b| &mut b.clock);
         assert!(q.out_valid.val());
         assert_eq!(q.out_byte.val(), Bits::<8>::from(75));
-        assert_eq!(q.out_raw.val(), Bits::<32>::from(100));
         assert_eq!(q.out_addr.val(), Bits::<16>::from(9));
         tick(&mut q, |b| &mut b.clock);
         assert!(!q.out_valid.val());

@@ -87,6 +87,8 @@ impl Logic for Top {
             self.core.host_rd_result_pos[k].next = self.link.host_rd_result_pos[k].val();
         }
         self.core.host_rd_load.next = self.link.host_rd_load.val();
+        self.core.host_rd_first.next = self.link.host_rd_first.val();
+        self.core.host_rd_results.next = self.link.host_rd_results.val();
         self.link.host_rd_byte.next = self.core.host_rd_byte.val();
         self.core.host_stage.next = self.link.host_stage.val();
         self.core.host_commit.next = self.link.host_commit.val();
