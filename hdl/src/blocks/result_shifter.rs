@@ -16,11 +16,20 @@
 //!   next_byte = first ? words[0][7:0] : lane 0's [7:0]
 //! ```
 //!
-//! The load that takes a word's first byte (`first`) takes it from `words[0]` and fills the
-//! chain with the word already moved by one byte; each later load takes lane 0's low byte
-//! and moves the chain on. `next_byte` is what the load takes (combinational), so a register
-//! behind it sees the same bytes, on the same loads, as behind the multiplexer.
+//! The load that takes a word's first byte (`first`) takes it from `words[0]`; each later
+//! load takes the byte after it. `next_byte` is what the load takes (combinational), so a
+//! register behind it sees the same bytes, on the same loads, as behind the multiplexer.
+//!
+//! The chain moves a cycle *after* each load, from registered copies of `load` and
+//! `load & first` (one per lane, each driving only its lane's 32 flip-flops), so the link's
+//! load decision reaches two small registers per lane rather than every flip-flop of the
+//! chain. Between a load and that move the chain lags the stream by one byte, and
+//! `next_byte` takes the byte after the one lane 0 shows (or, after a first load, byte 1 of
+//! `words[0]`). There is at most one load per cycle and one move per cycle, so the lag is
+//! never more than one. `words` must hold from a word's first load until the cycle after it
+//! (the core's registered RAM words hold until after the word's last byte).
 
+use crate::blocks::fanout::FanoutRegister;
 use crate::config::ACC_BITS;
 use rust_hdl::prelude::*;
 
@@ -29,15 +38,19 @@ use rust_hdl::prelude::*;
 pub struct ResultShifter {
     /// Clock.
     pub clock: Signal<In, Clock>,
-    /// Each lane's result word, held while the word's first byte is loaded.
+    /// Each lane's result word, held from the word's first load until the cycle after it.
     pub words: Vec<Signal<In, Bits<ACC_BITS>>>,
-    /// A byte is loaded this cycle (`next_byte` is taken and the chain moves on).
+    /// A byte is loaded this cycle (`next_byte` is taken; the chain moves on next cycle).
     pub load: Signal<In, bool>,
     /// The load takes a word's first byte (from `words`, which also fill the chain).
     pub first: Signal<In, bool>,
     /// The byte a load this cycle takes.
     pub next_byte: Signal<Out, Bits<8>>,
     chain: Vec<DFF<Bits<ACC_BITS>>>,
+    // Per lane: the previous cycle loaded a byte (the chain moves now), and that load was a
+    // word's first (the chain fills from `words` now).
+    moves: FanoutRegister<bool>,
+    fills: FanoutRegister<bool>,
     _lanes: usize,
 }
 
@@ -52,6 +65,8 @@ impl ResultShifter {
             first: Default::default(),
             next_byte: Default::default(),
             chain: (0..lanes).map(|_| Default::default()).collect(),
+            moves: FanoutRegister::new(lanes),
+            fills: FanoutRegister::new(lanes),
             _lanes: lanes,
         }
     }
@@ -60,7 +75,18 @@ impl ResultShifter {
 impl Logic for ResultShifter {
     #[hdl_gen]
     fn update(&mut self) {
+        self.moves.clock.next = self.clock.val();
+        self.fills.clock.next = self.clock.val();
+        self.moves.d.next = self.load.val();
+        self.fills.d.next = self.load.val() & self.first.val();
+        // The byte lane 0 shows, or the one after it while the chain lags by one.
         self.next_byte.next = self.chain[0].q.val().get_bits::<8>(0);
+        if self.moves.q[0].val() {
+            self.next_byte.next = self.chain[0].q.val().get_bits::<8>(8);
+            if self.fills.q[0].val() {
+                self.next_byte.next = self.words[0].val().get_bits::<8>(8);
+            }
+        }
         if self.first.val() {
             self.next_byte.next = self.words[0].val().get_bits::<8>(0);
         }
@@ -68,20 +94,20 @@ impl Logic for ResultShifter {
         for j in 0..self._lanes {
             self.chain[j].clock.next = self.clock.val();
             self.chain[j].d.next = self.chain[j].q.val();
-            if self.load.val() {
+            if self.moves.q[j].val() {
                 self.chain[j].d.next = self.chain[j].q.val() >> 8;
-                if self.first.val() {
+                if self.fills.q[j].val() {
                     self.chain[j].d.next = self.words[j].val() >> 8;
                 }
             }
         }
         // ... and every lane but the last takes its neighbour's low byte at the top.
         for j in 1..self._lanes {
-            if self.load.val() {
+            if self.moves.q[j - 1].val() {
                 // (`x << 24` keeps exactly `x`'s low byte, at the top.)
                 self.chain[j - 1].d.next =
                     (self.chain[j - 1].q.val() >> 8) | (self.chain[j].q.val() << 24);
-                if self.first.val() {
+                if self.fills.q[j - 1].val() {
                     self.chain[j - 1].d.next =
                         (self.words[j - 1].val() >> 8) | (self.words[j].val() << 24);
                 }
@@ -95,30 +121,42 @@ mod tests {
     use super::*;
     use crate::blocks::testing::{settle, tick};
 
-    /// Loads every byte of each word in turn (first loads on the word boundaries) and returns
-    /// what `next_byte` showed at each load.
-    fn stream(lanes: usize, words: &[Vec<u32>]) -> Vec<u8> {
+    /// Loads every byte of each word in turn (first loads on the word boundaries), with
+    /// `idle(n)` idle cycles before load `n`, and returns what `next_byte` showed at each load.
+    fn stream_with(lanes: usize, words: &[Vec<u32>], idle: impl Fn(usize) -> usize) -> Vec<u8> {
         let mut s = ResultShifter::new(lanes);
         s.connect_all();
         let mut out = Vec::new();
+        let mut n = 0;
         for word in words {
             for (j, w) in word.iter().enumerate() {
                 s.words[j].next = (*w as u64).into();
             }
             for b in 0..4 * lanes {
+                s.load.next = false;
+                s.first.next = false;
+                for _ in 0..idle(n) {
+                    tick(&mut s, |s| &mut s.clock);
+                }
                 s.load.next = true;
                 s.first.next = b == 0;
                 settle(&mut s);
                 out.push(s.next_byte.val().to_u64() as u8);
                 tick(&mut s, |s| &mut s.clock);
-                // The RAM moves on to the next word once its first byte is loaded: the
-                // inputs change under the chain.
-                for w in s.words.iter_mut() {
-                    w.next = 0xDEAD_BEEFu64.into();
-                }
+                n += 1;
+            }
+            // The RAM moves on to the next word once the last byte is loaded: the inputs
+            // change under the chain.
+            for w in s.words.iter_mut() {
+                w.next = 0xDEAD_BEEFu64.into();
             }
         }
         out
+    }
+
+    /// [`stream_with`] with a load every cycle.
+    fn stream(lanes: usize, words: &[Vec<u32>]) -> Vec<u8> {
+        stream_with(lanes, words, |_| 0)
     }
 
     fn bytes(words: &[Vec<u32>]) -> Vec<u8> {
@@ -149,6 +187,26 @@ mod tests {
             vec![0xFF, 0xFF00, 0xFF_0000, 0xFF00_0000],
         ];
         assert_eq!(stream(4, &words), bytes(&words));
+    }
+
+    #[test]
+    fn any_pattern_of_idle_cycles_sends_the_same_bytes() {
+        let words: Vec<Vec<u32>> = (0..4u32)
+            .map(|w| {
+                (0..4u32)
+                    .map(|j| 0x9E37_79B9u32.wrapping_mul(w * 4 + j + 1))
+                    .collect()
+            })
+            .collect();
+        let patterns: [fn(usize) -> usize; 4] = [
+            |_| 1,
+            |n| n % 2,
+            |n| (n % 3 == 0) as usize * 2,
+            |n| (n * 7 + 3) % 5,
+        ];
+        for (p, idle) in patterns.into_iter().enumerate() {
+            assert_eq!(stream_with(4, &words, idle), bytes(&words), "pattern {p}");
+        }
     }
 
     #[test]
