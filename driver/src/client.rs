@@ -80,6 +80,7 @@ impl DeviceInfo {
             registered_host_reads: false,
             registered_act_reads: false,
             registered_weight_reads: false,
+            registered_code_bus: false,
         };
         config
             .validate()

@@ -164,8 +164,9 @@ pub struct Board {
     pub max_m: usize,
     /// Block RAM reads through a register, the accumulators' (`Config::registered_acc_reads`),
     /// the host's (`Config::registered_host_reads`), the array's activations'
-    /// (`Config::registered_act_reads`) and weights' (`Config::registered_weight_reads`): for
-    /// block RAMs whose read data arrives late (ECP5), and where flip-flops are cheap.
+    /// (`Config::registered_act_reads`) and weights' (`Config::registered_weight_reads`),
+    /// and the code bus staged near its rows (`Config::registered_code_bus`): for block RAMs
+    /// whose read data arrives late (ECP5), and where flip-flops are cheap.
     pub registered_ram_reads: bool,
     /// Chip resources.
     pub resources: Resources,
@@ -512,6 +513,7 @@ impl Board {
             registered_host_reads: self.registered_ram_reads,
             registered_act_reads: self.registered_ram_reads,
             registered_weight_reads: self.registered_ram_reads,
+            registered_code_bus: self.registered_ram_reads,
             ..base
         };
         cfg.validate()?;
@@ -564,9 +566,11 @@ mod tests {
                     cfg.registered_acc_reads,
                     cfg.registered_host_reads,
                     cfg.registered_act_reads,
-                    cfg.registered_weight_reads
+                    cfg.registered_weight_reads,
+                    cfg.registered_code_bus
                 ),
                 (
+                    b.registered_ram_reads,
                     b.registered_ram_reads,
                     b.registered_ram_reads,
                     b.registered_ram_reads,

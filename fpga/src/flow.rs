@@ -711,7 +711,7 @@ pub fn build(
 
     let array = if opts.array_report {
         progress(Progress::Step("array alone".into()));
-        let mut arr = TernaryArray::new(cfg.rows, cfg.cols);
+        let mut arr = TernaryArray::new(cfg.rows, cfg.cols, cfg.registered_code_bus);
         arr.connect_all();
         Some(synthesize(
             board,

@@ -82,6 +82,13 @@ pub struct Config {
     /// the RAM's late read data. Results and cycles are the same either way, so `INFO` does
     /// not report it; boards choose it.
     pub registered_weight_reads: bool,
+    /// The weight code bus is registered once more, in the array, in one copy per eight rows
+    /// (needs `registered_weight_reads`): each weight RAM reads two cycles ahead (from the
+    /// controller's `wt_read2_addr_next`, and from two cycles before the start, which the
+    /// host link announces), so no code net runs from a RAM to every PE of its column.
+    /// Results and cycles are the same either way, so `INFO` does not report it; boards
+    /// choose it.
+    pub registered_code_bus: bool,
 }
 
 /// A configuration that cannot be built.
@@ -118,6 +125,7 @@ impl Config {
             registered_host_reads: false,
             registered_act_reads: false,
             registered_weight_reads: false,
+            registered_code_bus: false,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -168,6 +176,9 @@ impl Config {
         }
         if self.frame_timeout_cycles < 16 {
             return err("frame_timeout_cycles must be at least 16".into());
+        }
+        if self.registered_code_bus && !self.registered_weight_reads {
+            return err("registered_code_bus needs registered_weight_reads".into());
         }
         Ok(())
     }
@@ -248,5 +259,20 @@ mod tests {
         let cfg = Config::new(32, 32).unwrap();
         // |sum| <= 128 * K must fit a signed ACC_BITS accumulator.
         assert!((128u64 * cfg.max_k() as u64) < (1u64 << (ACC_BITS - 1)));
+    }
+
+    #[test]
+    fn a_staged_code_bus_needs_registered_weight_reads() {
+        let staged = Config {
+            registered_code_bus: true,
+            ..Config::default()
+        };
+        let e = staged.validate().unwrap_err();
+        assert!(e.0.contains("registered_weight_reads"), "{e}");
+        let both = Config {
+            registered_weight_reads: true,
+            ..staged
+        };
+        assert!(both.validate().is_ok());
     }
 }

@@ -85,13 +85,14 @@ fn gemm_case(max_dim: usize) -> impl Strategy<Value = (usize, usize, usize, Vec<
 }
 
 /// `cfg` with the accumulator lanes', the host's, the activation feed's and the weight
-/// feed's RAM reads registered (as the ECP5 boards build it).
+/// feed's RAM reads registered and the code bus staged (as the ECP5 boards build it).
 fn registered_reads(cfg: Config) -> Config {
     Config {
         registered_acc_reads: true,
         registered_host_reads: true,
         registered_act_reads: true,
         registered_weight_reads: true,
+        registered_code_bus: true,
         ..cfg
     }
 }

@@ -231,6 +231,7 @@ proptest! {
             registered_host_reads: true,
             registered_act_reads: true,
             registered_weight_reads: true,
+            registered_code_bus: true,
             ..small_config(4, 8)
         };
         check_session(&cfg, &requests);

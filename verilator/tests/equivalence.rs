@@ -266,7 +266,9 @@ fn non_default_configurations_are_built_on_demand_and_equal_rust_hdl() {
         registered_host_reads: true,
         registered_act_reads: true,
         registered_weight_reads: true,
-        ..Config::new(4, 4).unwrap()
+        // With 16 rows the code bus has two copies.
+        registered_code_bus: true,
+        ..Config::new(16, 4).unwrap()
     };
     session_pair(&cfg);
 }

@@ -43,6 +43,9 @@ pub struct Controller {
     /// the cycle before `start` until `done`: while idle, the registers a run starts from
     /// follow them, some through a register of their own.
     pub start: Signal<In, bool>,
+    /// `start` of the next cycle, for weight memories read two cycles ahead (only
+    /// `wt_read2_addr_next` depends on it).
+    pub start_next: Signal<In, bool>,
     /// Activation rows of the layer, at most the `max_m` given to [`Controller::new`].
     pub m: Signal<In, Bits<16>>,
     /// K-tiles of the layer.
@@ -81,6 +84,11 @@ pub struct Controller {
     /// holds, on every cycle, the `wt_addr` of the cycle after (whenever `wt_valid` is set
     /// then; while idle it follows `wt_base`, the first `wt_addr` of a run).
     pub wt_read_addr_next: Signal<Out, Bits<16>>,
+    /// For weight memories read two cycles ahead (`Config::registered_code_bus`): the next
+    /// cycle's value of a register that holds, on every cycle, the `wt_addr` of two cycles
+    /// after (whenever `wt_valid` is set then; while idle it follows `wt_base`, and it steps
+    /// on from `start_next`).
+    pub wt_read2_addr_next: Signal<Out, Bits<16>>,
     /// Accumulator token: the row issued this cycle is the first K-tile of its outputs.
     pub tok_first: Signal<Out, bool>,
     /// Accumulator token: the row issued this cycle is the last K-tile of its outputs.
@@ -91,6 +99,7 @@ pub struct Controller {
     pub tok_out: Signal<Out, Bits<16>>,
     rows: Constant<Bits<16>>,
     rows_m1: Constant<Bits<16>>,
+    rows_m2: Constant<Bits<16>>,
     cols: Constant<Bits<16>>,
     drain_last_m1: Constant<Bits<16>>,
     // The step counter and the registers compared with it count below
@@ -133,6 +142,8 @@ pub struct Controller {
     wt_next: DFF<Bits<16>>,
     // `wt_next` of the next cycle (see `wt_read_addr_next`).
     wt_lead: DFF<Bits<16>>,
+    // `wt_next` of two cycles later (see `wt_read2_addr_next`).
+    wt_lead2: DFF<Bits<16>>,
     drain: DFF<Bits<16>>,
     drain_end: DFF<bool>,
     // kt_left == 1, nt_left == 0 and nt_left == 1, registered: the counters change only at a
@@ -146,6 +157,7 @@ pub struct Controller {
     issuing_act: Signal<Local, bool>,
     shape_max: Signal<Local, Bits<16>>,
     wt_more_next: Signal<Local, bool>,
+    wt_more_next2: Signal<Local, bool>,
 }
 
 impl Controller {
@@ -159,6 +171,7 @@ impl Controller {
             clock: Default::default(),
             reset: Default::default(),
             start: Default::default(),
+            start_next: Default::default(),
             m: Default::default(),
             k_tiles: Default::default(),
             n_tiles: Default::default(),
@@ -177,12 +190,14 @@ impl Controller {
             wt_addr: Default::default(),
             wt_addr_next: Default::default(),
             wt_read_addr_next: Default::default(),
+            wt_read2_addr_next: Default::default(),
             tok_first: Default::default(),
             tok_last: Default::default(),
             tok_row: Default::default(),
             tok_out: Default::default(),
             rows: Constant::new((rows as u64).into()),
             rows_m1: Constant::new(((rows - 1) as u64).into()),
+            rows_m2: Constant::new(((rows - 2) as u64).into()),
             cols: Constant::new((cols as u64).into()),
             drain_last_m1: Constant::new(((rows + cols + DRAIN_EXTRA - 2) as u64).into()),
             step_mask: Constant::new(mask(max_m.max(rows).max(cols)).into()),
@@ -213,6 +228,7 @@ impl Controller {
             out_next: Default::default(),
             wt_next: Default::default(),
             wt_lead: Default::default(),
+            wt_lead2: Default::default(),
             drain: Default::default(),
             drain_end: Default::default(),
             kt_left_one: Default::default(),
@@ -224,6 +240,7 @@ impl Controller {
             issuing_act: Default::default(),
             shape_max: Default::default(),
             wt_more_next: Default::default(),
+            wt_more_next2: Default::default(),
         }
     }
 }
@@ -260,6 +277,7 @@ impl Logic for Controller {
             out_next,
             wt_next,
             wt_lead,
+            wt_lead2,
             drain,
             drain_end,
             kt_left_one,
@@ -310,6 +328,13 @@ impl Logic for Controller {
         // a tile's first or the one after is below `rows`.
         self.wt_more_next.next = !self.end_run.q.val()
             & (self.at_end.q.val() | (self.step.q.val() < self.rows_m1.val()));
+        // The step after the next issues a weight row (read in Issue): the run goes on and
+        // the step is the tile's last (the step after next is the next tile's 1), the one
+        // before it in a tile that is not the run's last (0), or below `rows - 2`.
+        self.wt_more_next2.next = !self.end_run.q.val()
+            & (self.at_end.q.val()
+                | (self.ends_next.val() & !self.last_tile.q.val())
+                | (self.step.q.val() < self.rows_m2.val()));
         match self.state.q.val() {
             RunState::Idle => {
                 // While idle, the registers a run starts from follow the layer, so `start`
@@ -317,6 +342,13 @@ impl Logic for Controller {
                 // is `wt_base`, and its second `wt_base + 1` (every tile has at least two
                 // weight rows).
                 self.wt_lead.d.next = self.wt_base.val();
+                self.wt_lead2.d.next = self.wt_base.val();
+                if self.start_next.val() {
+                    self.wt_lead2.d.next = self.wt_base.val() + 1;
+                }
+                if self.start.val() {
+                    self.wt_lead2.d.next = self.wt_base.val() + 2;
+                }
                 self.step.d.next = 0.into();
                 self.act_more.d.next = self.m_nonzero.q.val();
                 // (0 for m = 0, a layer the link refuses: no row is then ever issued.)
@@ -365,6 +397,9 @@ impl Logic for Controller {
                 }
                 if self.wt_more_next.val() {
                     self.wt_lead.d.next = self.wt_lead.q.val() + 1;
+                }
+                if self.wt_more_next2.val() {
+                    self.wt_lead2.d.next = self.wt_lead2.q.val() + 1;
                 }
                 self.step.d.next = (self.step.q.val() + 1) & self.step_mask.val();
                 self.act_more.d.next = self.step.q.val() < self.m_m1.q.val();
@@ -428,6 +463,7 @@ impl Logic for Controller {
         self.busy_next.next = self.state.d.val() != RunState::Idle;
         self.wt_addr_next.next = self.wt_next.d.val();
         self.wt_read_addr_next.next = self.wt_lead.d.val();
+        self.wt_read2_addr_next.next = self.wt_lead2.d.val();
     }
 }
 
@@ -498,15 +534,31 @@ mod tests {
     /// `busy` and `wt_addr`, and that the weight read address (the register behind
     /// `wt_read_addr_next`) was the next cycle's `wt_addr` whenever that is valid.
     fn step(c: &mut Controller) {
+        step_with(c, None);
+    }
+
+    /// `step`, and with `lead2` (the values the register behind `wt_read2_addr_next` has
+    /// held, from a cycle before `start_next`), that it held each valid `wt_addr` two cycles
+    /// before.
+    fn step_with(c: &mut Controller, lead2: Option<&mut Vec<Bits<16>>>) {
         settle(c);
         let (busy, wt_addr) = (c.busy_next.val(), c.wt_addr_next.val());
         let (read_addr, read_addr_next) = (c.wt_lead.q.val(), c.wt_read_addr_next.val());
+        let (lead2_now, lead2_next) = (c.wt_lead2.q.val(), c.wt_read2_addr_next.val());
         tick(c, |b| &mut b.clock);
         assert_eq!(c.busy.val(), busy, "busy_next");
         assert_eq!(c.wt_addr.val(), wt_addr, "wt_addr_next");
         assert_eq!(c.wt_lead.q.val(), read_addr_next, "wt_read_addr_next");
+        assert_eq!(c.wt_lead2.q.val(), lead2_next, "wt_read2_addr_next");
         if c.wt_valid.val() {
             assert_eq!(c.wt_addr.val(), read_addr, "weight read address");
+        }
+        if let Some(h) = lead2 {
+            h.push(lead2_now);
+            if c.wt_valid.val() {
+                assert!(h.len() >= 2, "a weight row issued before the run started");
+                assert_eq!(c.wt_addr.val(), h[h.len() - 2], "two-ahead read address");
+            }
         }
     }
 
@@ -519,10 +571,15 @@ mod tests {
         c.act_base.next = 100.into();
         c.wt_base.next = 200.into();
         c.out_base.next = 300.into();
-        // The fields a cycle before the start, as the host link sets them (a frame earlier).
-        step(c);
+        // The fields before the start, as the host link sets them (a frame earlier), and
+        // `start_next` the cycle before `start`.
+        let mut lead2 = vec![];
+        step_with(c, Some(&mut lead2));
+        c.start_next.next = true;
+        step_with(c, Some(&mut lead2));
+        c.start_next.next = false;
         c.start.next = true;
-        step(c);
+        step_with(c, Some(&mut lead2));
         c.start.next = false;
         let want = schedule(rows, cols, m, kt, nt);
         let shape = format!("{rows}x{cols}, m {m}, {kt} K-tiles, {nt} N-tiles");
@@ -532,7 +589,7 @@ mod tests {
                 "{shape}: issue cycle {cycle}"
             );
             assert_eq!(&observed(c), w, "{shape}: issue cycle {cycle}");
-            step(c);
+            step_with(c, Some(&mut lead2));
         }
         let drain = rows + cols + DRAIN_EXTRA;
         for cycle in 0..drain {

@@ -42,10 +42,13 @@ pub struct Core {
     /// Abandon a run.
     pub reset: Signal<In, bool>,
     /// Start a run of the layer below (one-cycle pulse). The layer must be valid then, and
-    /// `wt_base` also the cycle before.
+    /// `wt_base` also the two cycles before.
     pub start: Signal<In, bool>,
     /// `start` of the next cycle (for registered copies of it).
     pub start_next: Signal<In, bool>,
+    /// `start` two cycles later (for registered copies of `start_next`; read only with
+    /// `Config::registered_code_bus`).
+    pub start_next2: Signal<In, bool>,
     /// Layer: activation rows.
     pub m: Signal<In, Bits<16>>,
     /// Layer: K-tiles.
@@ -153,6 +156,9 @@ pub struct Core {
     wt_word: Vec<DFF<Bits<2>>>,
     wt_read_fan: FanoutRegister<Bits<16>>,
     wt_sel_fan: FanoutRegister<bool>,
+    // 1 with a staged code bus (`Config::registered_code_bus`: the weight RAMs read two
+    // cycles ahead, from `wt_read2_addr_next` and from two cycles before the start), else 0.
+    _code_staged: usize,
     // Copies of the layer's output fields, one per `LOADS_PER_COPY` lanes: the
     // requantizers' multiplier (straight into their block multipliers), shift and ReLU, and
     // the int8 flag that steers their writes.
@@ -213,6 +219,7 @@ impl Core {
             reset: Default::default(),
             start: Default::default(),
             start_next: Default::default(),
+            start_next2: Default::default(),
             m: Default::default(),
             k_tiles: Default::default(),
             n_tiles: Default::default(),
@@ -241,7 +248,7 @@ impl Core {
             host_wr_byte: Default::default(),
             host_wr_sel: Default::default(),
             ctrl: Controller::new(rows, cols, cfg.max_m),
-            array: TernaryArray::new(rows, cols),
+            array: TernaryArray::new(rows, cols, cfg.registered_code_bus),
             weight_rams: (0..cols).map(|_| LaneRam::new(cfg.weight_depth)).collect(),
             act_banks: (0..rows).map(|_| LaneRam::new(cfg.act_depth)).collect(),
             result_rams: (0..cols).map(|_| LaneRam::new(cfg.result_depth)).collect(),
@@ -272,6 +279,7 @@ impl Core {
             wt_word: dffs(wt_word_cols),
             wt_read_fan: FanoutRegister::new(wt_copies),
             wt_sel_fan: FanoutRegister::new(wt_copies),
+            _code_staged: usize::from(cfg.registered_code_bus),
             mult_fan: FanoutRegister::new(per_cols),
             shift_fan: FanoutRegister::new(per_cols),
             relu_fan: FanoutRegister::new(per_cols),
@@ -307,6 +315,7 @@ impl Logic for Core {
         self.ctrl.clock.next = self.clock.val();
         self.ctrl.reset.next = self.reset.val();
         self.ctrl.start.next = self.start.val();
+        self.ctrl.start_next.next = self.start_next.val();
         self.ctrl.m.next = self.m.val();
         self.ctrl.k_tiles.next = self.k_tiles.val();
         self.ctrl.n_tiles.next = self.n_tiles.val();
@@ -322,6 +331,11 @@ impl Logic for Core {
         self.wt_read_fan.d.next = self.ctrl.wt_read_addr_next.val();
         self.wt_sel_fan.clock.next = self.clock.val();
         self.wt_sel_fan.d.next = self.ctrl.busy_next.val() | self.start_next.val();
+        for _s in 0..self._code_staged {
+            self.wt_read_fan.d.next = self.ctrl.wt_read2_addr_next.val();
+            self.wt_sel_fan.d.next =
+                self.ctrl.busy_next.val() | self.start_next.val() | self.start_next2.val();
+        }
         self.mult_fan.clock.next = self.clock.val();
         self.mult_fan.d.next = self.mult.val();
         self.shift_fan.clock.next = self.clock.val();
@@ -594,11 +608,18 @@ mod tests {
 
     #[test]
     fn every_result_is_in_memory_at_the_end_of_the_runs_last_cycle() {
-        // A 4x4 layer of 6 rows, 2 K-tiles and 2 N-tiles, all weights +1: output (m, n) is
-        // the sum of row m's 8 activations. The int8 bytes reach activation bank j through the
+        // A 4x4 layer of 6 rows, 2 K-tiles and 2 N-tiles, weights of every value: output
+        // (m, n) is the dot product of row m's 8 activations with column n's weights. The int8 bytes reach activation bank j through the
         // requantizer and a register, after an int32 would reach the result RAM; both must be in memory
         // when the cycle that raises `done` (the run's last, `Config::run_cycles`) ends.
-        for (int8, registered) in [(false, false), (true, false), (false, true), (true, true)] {
+        for (int8, registered, staged) in [
+            (false, false, false),
+            (true, false, false),
+            (false, true, false),
+            (true, true, false),
+            (false, true, true),
+            (true, true, true),
+        ] {
             let cfg = Config {
                 act_depth: 64,
                 weight_depth: 64,
@@ -608,6 +629,7 @@ mod tests {
                 registered_host_reads: registered,
                 registered_act_reads: registered,
                 registered_weight_reads: registered,
+                registered_code_bus: staged,
                 ..Config::new(4, 4).unwrap()
             };
             let (m, kt, nt) = (6usize, 2usize, 2usize);
@@ -620,24 +642,32 @@ mod tests {
                     host_write(&mut core, true, (r * kt + t) as u64, &word);
                 }
             }
-            let plus = encode_weight(1).unwrap();
-            let codes = plus | plus << 2 | plus << 4 | plus << 6;
+            // Weight word `w` (row `w % 4` of tile `w / 4`), lane `j`, at `wt_base + w` (not
+            // 0, where the host's idle read address points).
+            let wt_base = 5;
+            let wt = |w: usize, j: usize| ((w + 2 * j + w / 4) % 3) as i8 - 1;
             for w in 0..kt * nt * 4 {
-                host_write(&mut core, false, w as u64, &[codes]);
+                let codes =
+                    (0..4).fold(0u8, |b, j| b | encode_weight(wt(w, j)).unwrap() << (2 * j));
+                host_write(&mut core, false, (wt_base + w) as u64, &[codes]);
             }
             let out_base = 32;
             core.m.next = (m as u64).into();
             core.k_tiles.next = (kt as u64).into();
             core.n_tiles.next = (nt as u64).into();
             core.act_base.next = 0.into();
-            core.wt_base.next = 0.into();
+            core.wt_base.next = (wt_base as u64).into();
             core.out_base.next = out_base.into();
             core.mult.next = 1.into();
             core.shift.next = 0.into();
             core.int8_out.next = int8;
             core.relu.next = false;
-            // The layer a cycle before the start, as the host link sets it.
+            // The layer two cycles before the start, as the host link sets it.
             tick(&mut core, |c| &mut c.clock);
+            core.start_next2.next = true;
+            settle(&mut core);
+            tick(&mut core, |c| &mut c.clock);
+            core.start_next2.next = false;
             core.start_next.next = true;
             settle(&mut core);
             tick(&mut core, |c| &mut c.clock);
@@ -655,12 +685,18 @@ mod tests {
                 }
                 assert!(cycles < 1000, "no done");
             }
-            assert_eq!(cycles, cfg.run_cycles(m, kt, nt), "int8 {int8}");
+            assert_eq!(
+                cycles,
+                cfg.run_cycles(m, kt, nt),
+                "int8 {int8}, registered {registered}, staged {staged}"
+            );
             for r in 0..m {
-                let sum: i32 = (0..kt * 4).map(|k| act(r, k) as i32).sum();
                 for n in 0..nt {
                     let word = out_base as usize + r * nt + n;
                     for j in 0..4 {
+                        let sum: i32 = (0..kt * 4)
+                            .map(|k| act(r, k) as i32 * wt((n * kt + k / 4) * 4 + k % 4, j) as i32)
+                            .sum();
                         if int8 {
                             let got = core.act_banks[j].word(word).index() as u8 as i8;
                             assert_eq!(
@@ -670,7 +706,10 @@ mod tests {
                             );
                         } else {
                             let got = core.result_rams[j].word(word).index() as u32 as i32;
-                            assert_eq!(got, sum, "row {r} n-tile {n} lane {j}");
+                            assert_eq!(
+                                got, sum,
+                                "row {r} n-tile {n} lane {j}, registered {registered}, staged {staged}"
+                            );
                         }
                     }
                 }

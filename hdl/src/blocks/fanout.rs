@@ -83,6 +83,79 @@ impl<T: Synth> Logic for FanoutRegister<T> {
     }
 }
 
+/// A bus of `width` signals, each registered in `copies` copies: copy `k` of input `j` is
+/// `q[k * width + j]`. The vector form of [`FanoutRegister`], for a bus whose every signal
+/// has loads spread over the chip (a column's weight code reaching all of its rows), since
+/// hdl_gen cannot index a port vector of a block held in a vector. Copies are kept the same
+/// way (`(* keep *)` when there are several).
+#[derive(LogicBlock)]
+pub struct FanoutBus<T: Synth> {
+    /// Clock.
+    pub clock: Signal<In, Clock>,
+    /// The bus (`width` signals), registered at every rising edge.
+    pub d: Vec<Signal<In, T>>,
+    /// `copies` copies of the bus, copy after copy: `d[j]` one cycle later at `q[k * width + j]`.
+    pub q: Vec<Signal<Out, T>>,
+    _width: usize,
+}
+
+impl<T: Synth> FanoutBus<T> {
+    /// `copies` copies (at least one) of a bus of `width` signals (at least one).
+    pub fn new(width: usize, copies: usize) -> Self {
+        assert!(width >= 1, "a fan-out bus needs at least one signal");
+        assert!(copies >= 1, "a fan-out bus needs at least one copy");
+        Self {
+            clock: Default::default(),
+            d: (0..width).map(|_| Default::default()).collect(),
+            q: (0..width * copies).map(|_| Default::default()).collect(),
+            _width: width,
+        }
+    }
+}
+
+impl<T: Synth> Logic for FanoutBus<T> {
+    fn update(&mut self) {
+        if self.clock.pos_edge() {
+            for (k, q) in self.q.iter_mut().enumerate() {
+                q.next = self.d[k % self._width].val();
+            }
+        }
+    }
+
+    fn connect(&mut self) {
+        for q in &mut self.q {
+            q.connect();
+        }
+    }
+
+    fn hdl(&self) -> Verilog {
+        let mut body = String::from("initial begin\n");
+        for k in 0..self.q.len() {
+            body.push_str(&format!("   q${k} = 0;\n"));
+        }
+        body.push_str("end\n");
+        let keep = if self.q.len() > self._width {
+            "(* keep *) "
+        } else {
+            ""
+        };
+        for k in 0..self.q.len() {
+            let j = k % self._width;
+            body.push_str(&format!("{keep}always @(posedge clock) q${k} <= d${j};\n"));
+        }
+        Verilog::Custom(body)
+    }
+
+    fn timing(&self) -> Vec<TimingInfo> {
+        vec![TimingInfo {
+            name: "fanout_bus".into(),
+            clock: "clock".into(),
+            inputs: (0..self._width).map(|j| format!("d${j}")).collect(),
+            outputs: (0..self.q.len()).map(|k| format!("q${k}")).collect(),
+        }]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +211,46 @@ mod tests {
     #[should_panic(expected = "at least one copy")]
     fn refuses_zero_copies() {
         let _ = FanoutRegister::<bool>::new(0);
+    }
+
+    #[test]
+    fn every_bus_copy_is_its_input_one_cycle_later() {
+        let mut b = FanoutBus::<Bits<2>>::new(3, 4);
+        b.connect_all();
+        for step in 0..5u64 {
+            let inputs: Vec<u64> = (0..3).map(|j| (step + j) % 4).collect();
+            for (j, &v) in inputs.iter().enumerate() {
+                b.d[j].next = v.into();
+            }
+            tick(&mut b, |b| &mut b.clock);
+            for k in 0..4 {
+                for (j, &v) in inputs.iter().enumerate() {
+                    assert_eq!(b.q[k * 3 + j].val().to_u64(), v, "copy {k} of input {j}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bus_verilog_keeps_each_copy_of_each_signal() {
+        let Verilog::Custom(text) = FanoutBus::<Bits<2>>::new(3, 2).hdl() else {
+            panic!("custom Verilog expected");
+        };
+        assert_eq!(
+            text.matches("(* keep *) always @(posedge clock)").count(),
+            6
+        );
+        assert!(text.contains("q$5 <= d$2;"));
+        assert!(text.contains("q$3 <= d$0;"));
+        let Verilog::Custom(one) = FanoutBus::<bool>::new(3, 1).hdl() else {
+            panic!("custom Verilog expected");
+        };
+        assert!(!one.contains("keep"));
+    }
+
+    #[test]
+    #[should_panic(expected = "at least one copy")]
+    fn bus_refuses_zero_copies() {
+        let _ = FanoutBus::<bool>::new(2, 0);
     }
 }

@@ -33,6 +33,9 @@ pub enum LinkState {
     Check,
     /// Deciding the status and carrying out the command.
     Decide,
+    /// Two cycles before the core's start (with a staged code bus the core's weight memories
+    /// read two cycles ahead, and their select copies `start_next2`, this state's decode).
+    RunLead,
     /// The cycle before the core's start (the core's weight memories read a cycle ahead, and
     /// their select copies `start_next`, which this state makes a register).
     RunArm,
@@ -81,6 +84,8 @@ pub struct HostLink {
     pub start: Signal<Out, bool>,
     /// `start` of the next cycle (for registered copies of it).
     pub start_next: Signal<Out, bool>,
+    /// `start` two cycles later (for registered copies of `start_next`).
+    pub start_next2: Signal<Out, bool>,
     /// To the core: layer rows.
     pub m: Signal<Out, Bits<16>>,
     /// To the core: K-tiles.
@@ -385,6 +390,7 @@ impl HostLink {
             out_ready: Default::default(),
             start: Default::default(),
             start_next: Default::default(),
+            start_next2: Default::default(),
             m: Default::default(),
             k_tiles: Default::default(),
             n_tiles: Default::default(),
@@ -1268,11 +1274,14 @@ impl Logic for HostLink {
                     } else if !self.configured.q.val() {
                         self.status.d.next = self.k_status_not_configured.val();
                     } else {
-                        self.state.d.next = LinkState::RunArm;
+                        self.state.d.next = LinkState::RunLead;
                     }
                 } else {
                     self.status.d.next = self.k_status_unknown.val();
                 }
+            }
+            LinkState::RunLead => {
+                self.state.d.next = LinkState::RunArm;
             }
             LinkState::RunArm => {
                 self.state.d.next = LinkState::RunStart;
@@ -1396,9 +1405,10 @@ impl Logic for HostLink {
         }
         // The read address's next value, for copies kept in the core (see `FanoutRegister`).
         self.host_rd_addr_next.next = self.r_addr.d.val();
-        // RunArm always moves on to RunStart, unless reset: a register's decode, not the
-        // next-state logic.
+        // RunLead always moves on to RunArm and RunArm to RunStart, unless reset: a
+        // register's decode, not the next-state logic.
         self.start_next.next = (self.state.q.val() == LinkState::RunArm) & !self.reset.val();
+        self.start_next2.next = (self.state.q.val() == LinkState::RunLead) & !self.reset.val();
     }
 }
 
@@ -1482,10 +1492,10 @@ mod tests {
     #[test]
     fn start_next_is_the_next_cycles_start_and_the_layer_is_set_before() {
         // CONFIGURE then RUN, the run finished by `done` a while after `start`: every cycle's
-        // `start_next` must be the next cycle's `start` (the core's copies rely on it), and
-        // the layer fields must hold the layer from the cycle before `start` until `done` (the
-        // controller's registers follow them while idle, and the weight memories read a
-        // cycle ahead).
+        // `start_next` must be the next cycle's `start` and `start_next2` the next cycle's
+        // `start_next` (the core's copies rely on them), and the layer fields must hold the
+        // layer from two cycles before `start` until `done` (the controller's registers
+        // follow them while idle, and the weight memories read up to two cycles ahead).
         let cfg = Config::new(4, 4).unwrap();
         let mut link = HostLink::new(&cfg);
         link.connect_all();
@@ -1526,13 +1536,14 @@ mod tests {
             if link.in_valid.val() && link.in_ready.val() {
                 sent += 1;
             }
-            let next = link.start_next.val();
-            if next || since_start.is_some_and(|c| c <= 20) {
+            let (next, next2) = (link.start_next.val(), link.start_next2.val());
+            if next || next2 || since_start.is_some_and(|c| c <= 20) {
                 assert_eq!(layer_of(&link), fields[..6], "cycle {cycle}");
                 layers_checked += 1;
             }
             tick(&mut link, |l| &mut l.clock);
             assert_eq!(link.start.val(), next, "cycle {cycle}");
+            assert_eq!(link.start_next.val(), next2, "cycle {cycle}");
             since_start = since_start.map(|c| c + 1);
             if link.start.val() {
                 starts += 1;
@@ -1540,8 +1551,8 @@ mod tests {
             }
         }
         assert_eq!(starts, 1);
-        // The cycle before `start`, `start`'s own and the 20 until `done`.
-        assert_eq!(layers_checked, 22);
+        // The two cycles before `start`, `start`'s own and the 20 until `done`.
+        assert_eq!(layers_checked, 23);
     }
 
     #[test]

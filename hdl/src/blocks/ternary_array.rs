@@ -5,13 +5,20 @@
 //! cycle, leaving the bottom of column `j` as `sum_i w[i][j] * a[i]`. The shadow weights are
 //! written one row at a time from the `code_in` bus, by the row's `load` strobe.
 //!
+//! With staged codes (`Config::registered_code_bus`), the code bus is registered once more,
+//! in one copy per [`LOADS_PER_COPY`] rows ([`FanoutBus`]): each copy sits near its rows,
+//! so no code net spans the whole column, and `code_in` must then lead `load` by a cycle.
+//!
 //! Every PE but the first of its row swaps early (from its left neighbour's `swap_in`), and
 //! row `i`'s partial sums are [`Pe::width_for_row`]`(i)` bits wide (see [`Pe`]): the same
 //! sums from fewer LUTs and flip-flops.
 
+use super::fanout::{FanoutBus, FanoutRegister, LOADS_PER_COPY};
 use super::pe::Pe;
 use crate::config::PSUM_BITS;
 use rust_hdl::prelude::*;
+
+const _: () = assert!(LOADS_PER_COPY == 8);
 
 /// The PE grid.
 #[derive(LogicBlock)]
@@ -24,19 +31,25 @@ pub struct TernaryArray {
     pub swap_in: Vec<Signal<In, bool>>,
     /// Shadow-weight write strobe of each row (one per row).
     pub load: Vec<Signal<In, bool>>,
-    /// Weight code bus, one code per column, written into the row whose `load` is high.
+    /// Weight code bus, one code per column, written into the row whose `load` is high (with
+    /// staged codes, into the row whose `load` is high a cycle later).
     pub code_in: Vec<Signal<In, Bits<2>>>,
     /// Column sums leaving the bottom row (one per column).
     pub psum_out: Vec<Signal<Out, Bits<PSUM_BITS>>>,
     pes: Vec<Pe>,
+    // The staged code bus: a copy of `code_in` per `LOADS_PER_COPY` rows (a single copy,
+    // which nothing reads and synthesis drops, without staged codes).
+    code_stage: FanoutBus<Bits<2>>,
+    // 1 with staged codes, else 0.
+    _code_staged: usize,
     _rows: usize,
     _cols: usize,
     _cols_upto2: usize,
 }
 
 impl TernaryArray {
-    /// A `rows x cols` array.
-    pub fn new(rows: usize, cols: usize) -> Self {
+    /// A `rows x cols` array, its code bus staged or not.
+    pub fn new(rows: usize, cols: usize, staged_codes: bool) -> Self {
         assert!(rows >= 1 && cols >= 1, "array must have at least one PE");
         assert!(
             128 * rows < 1 << (PSUM_BITS - 1),
@@ -52,6 +65,15 @@ impl TernaryArray {
             pes: (0..rows * cols)
                 .map(|k| Pe::new(Pe::width_for_row(k / cols), k % cols > 0))
                 .collect(),
+            code_stage: FanoutBus::new(
+                cols,
+                if staged_codes {
+                    FanoutRegister::<bool>::copies_for(rows, LOADS_PER_COPY)
+                } else {
+                    1
+                },
+            ),
+            _code_staged: usize::from(staged_codes),
             _rows: rows,
             _cols: cols,
             _cols_upto2: cols.min(2),
@@ -64,6 +86,10 @@ impl Logic for TernaryArray {
     // knowing only loop variables, so the array shape is brought in that way.
     #[hdl_gen]
     fn update(&mut self) {
+        self.code_stage.clock.next = self.clock.val();
+        for j in 0..self._cols {
+            self.code_stage.d[j].next = self.code_in[j].val();
+        }
         for c in self._cols..(self._cols + 1) {
             for r in self._rows..(self._rows + 1) {
                 for i in 0..self._rows {
@@ -71,6 +97,14 @@ impl Logic for TernaryArray {
                         self.pes[i * c + j].clock.next = self.clock.val();
                         self.pes[i * c + j].load.next = self.load[i].val();
                         self.pes[i * c + j].code_in.next = self.code_in[j].val();
+                    }
+                    // Staged codes: row i takes its column's code from copy `i / 8` (hdl_gen
+                    // takes no constants in an index: 8 is `LOADS_PER_COPY`).
+                    for _s in 0..self._code_staged {
+                        for j in 0..self._cols {
+                            self.pes[i * c + j].code_in.next =
+                                self.code_stage.q[(i / 8) * c + j].val();
+                        }
                     }
                     self.pes[i * c].act_in.next = self.act_in[i].val();
                     self.pes[i * c].swap_in.next = self.swap_in[i].val();
@@ -109,14 +143,15 @@ mod tests {
     use crate::protocol::encode_weight;
 
     /// Drives tiles back to back (period `max(m, rows, cols)`) and checks every column sum.
-    fn run_tiles(rows: usize, cols: usize, tiles: &[(Vec<i8>, Vec<i8>)], m: usize) {
-        let mut arr = TernaryArray::new(rows, cols);
+    /// With `staged` codes, each row's codes go onto `code_in` a cycle before its `load`.
+    fn run_tiles(rows: usize, cols: usize, tiles: &[(Vec<i8>, Vec<i8>)], m: usize, staged: bool) {
+        let mut arr = TernaryArray::new(rows, cols, staged);
         arr.connect_all();
         let period = m.max(rows).max(cols);
-        let total = tiles.len() * period + rows + cols + 2;
+        let total = tiles.len() * period + rows + cols + 3;
         let mut expected: Vec<(usize, usize, i16)> = vec![]; // (tick, col, value)
         for (t, (x, w)) in tiles.iter().enumerate() {
-            let start = t * period + 1; // weights load at start-1+i, activation row i at start+m+i
+            let start = t * period + 2; // weights load at start-1+i, activation row i at start+m+i
             for mm in 0..m {
                 for j in 0..cols {
                     let y: i32 = (0..rows)
@@ -134,11 +169,14 @@ mod tests {
                 arr.load[i].next = false;
             }
             for (t, (x, w)) in tiles.iter().enumerate() {
-                let start = t * period + 1;
+                let start = t * period + 2;
                 // Row i's shadow is written at start - 1 + i, before its swap at start + i.
                 if tick_no + 1 >= start && tick_no + 1 < start + rows {
-                    let i = tick_no + 1 - start;
-                    arr.load[i].next = true;
+                    arr.load[tick_no + 1 - start].next = true;
+                }
+                let lead = 1 + usize::from(staged);
+                if tick_no + lead >= start && tick_no + lead < start + rows {
+                    let i = tick_no + lead - start;
                     for j in 0..cols {
                         arr.code_in[j].next =
                             (encode_weight(w[i * cols + j]).unwrap() as u64).into();
@@ -179,8 +217,23 @@ mod tests {
                     (x, w)
                 })
                 .collect();
-            run_tiles(rows, cols, &tiles, m);
+            run_tiles(rows, cols, &tiles, m, false);
+            run_tiles(rows, cols, &tiles, m, true);
         }
+    }
+
+    #[test]
+    fn staged_codes_reach_every_row_group() {
+        // 32 rows: four copies of the code bus, each feeding 8 rows.
+        let (rows, cols, m) = (32, 4, 3);
+        let tiles: Vec<_> = (0..3)
+            .map(|t| {
+                let x = pattern(m * rows, t, |v| (v.rem_euclid(256) - 128) as i8);
+                let w = pattern(rows * cols, t + 5, |v| (v.rem_euclid(3) - 1) as i8);
+                (x, w)
+            })
+            .collect();
+        run_tiles(rows, cols, &tiles, m, true);
     }
 
     #[test]
@@ -192,6 +245,7 @@ mod tests {
             (vec![127i8; m * rows], vec![-1i8; rows * cols]),
             (x, vec![0i8; rows * cols]),
         ];
-        run_tiles(rows, cols, &tiles, m);
+        run_tiles(rows, cols, &tiles, m, false);
+        run_tiles(rows, cols, &tiles, m, true);
     }
 }

@@ -67,6 +67,7 @@ impl Logic for Top {
         self.link.out_ready.next = self.out_ready.val();
         self.core.start.next = self.link.start.val();
         self.core.start_next.next = self.link.start_next.val();
+        self.core.start_next2.next = self.link.start_next2.val();
         self.core.m.next = self.link.m.val();
         self.core.k_tiles.next = self.link.k_tiles.val();
         self.core.n_tiles.next = self.link.n_tiles.val();
