@@ -61,16 +61,7 @@ impl<T: Synth> Logic for FanoutRegister<T> {
     }
 
     fn hdl(&self) -> Verilog {
-        let mut body = String::from("initial begin\n");
-        for k in 0..self.q.len() {
-            body.push_str(&format!("   q${k} = 0;\n"));
-        }
-        body.push_str("end\n");
-        let keep = if self.q.len() > 1 { "(* keep *) " } else { "" };
-        for k in 0..self.q.len() {
-            body.push_str(&format!("{keep}always @(posedge clock) q${k} <= d;\n"));
-        }
-        Verilog::Custom(body)
+        copies_verilog(self.q.len(), self.q.len() > 1, |_| "d".into())
     }
 
     fn timing(&self) -> Vec<TimingInfo> {
@@ -129,21 +120,10 @@ impl<T: Synth> Logic for FanoutBus<T> {
     }
 
     fn hdl(&self) -> Verilog {
-        let mut body = String::from("initial begin\n");
-        for k in 0..self.q.len() {
-            body.push_str(&format!("   q${k} = 0;\n"));
-        }
-        body.push_str("end\n");
-        let keep = if self.q.len() > self._width {
-            "(* keep *) "
-        } else {
-            ""
-        };
-        for k in 0..self.q.len() {
-            let j = k % self._width;
-            body.push_str(&format!("{keep}always @(posedge clock) q${k} <= d${j};\n"));
-        }
-        Verilog::Custom(body)
+        let width = self._width;
+        copies_verilog(self.q.len(), self.q.len() > width, |k| {
+            format!("d${}", k % width)
+        })
     }
 
     fn timing(&self) -> Vec<TimingInfo> {
@@ -154,6 +134,23 @@ impl<T: Synth> Logic for FanoutBus<T> {
             outputs: (0..self.q.len()).map(|k| format!("q${k}")).collect(),
         }]
     }
+}
+
+/// Verilog of the registers `q$0 .. q$(outputs - 1)`, each loaded from the input named
+/// `source(k)` at every rising edge and zero before the first; each process is marked
+/// `(* keep *)` when `keep`, so that synthesis cannot merge the copies.
+fn copies_verilog(outputs: usize, keep: bool, source: impl Fn(usize) -> String) -> Verilog {
+    let mut body = String::from("initial begin\n");
+    for k in 0..outputs {
+        body.push_str(&format!("   q${k} = 0;\n"));
+    }
+    body.push_str("end\n");
+    let keep = if keep { "(* keep *) " } else { "" };
+    for k in 0..outputs {
+        let d = source(k);
+        body.push_str(&format!("{keep}always @(posedge clock) q${k} <= {d};\n"));
+    }
+    Verilog::Custom(body)
 }
 
 #[cfg(test)]
