@@ -33,8 +33,9 @@ pub enum LinkState {
     Check,
     /// Deciding the status and carrying out the command.
     Decide,
-    /// Two cycles before the core's start (with a staged code bus the core's weight memories
-    /// read two cycles ahead, and their select copies `start_next2`, this state's decode).
+    /// Two cycles before the core's start, only with a staged code bus
+    /// (`Config::registered_code_bus`): the core's weight memories then read two cycles ahead,
+    /// and their select copies `start_next2`, this state's decode.
     RunLead,
     /// The cycle before the core's start (the core's weight memories read a cycle ahead, and
     /// their select copies `start_next`, which this state makes a register).
@@ -200,6 +201,8 @@ pub struct HostLink {
     a_pos_mask: Constant<Bits<32>>,
     r_pos_mask: Constant<Bits<32>>,
     square: Constant<bool>,
+    // A RUN passes `RunLead` (only with a staged code bus, `Config::registered_code_bus`).
+    k_run_lead: Constant<bool>,
     // Frame.
     state: DFF<LinkState>,
     // The opcode and the memory ids, decoded into flags when their byte arrives.
@@ -470,6 +473,7 @@ impl HostLink {
             a_pos_mask: k32((1u64 << cfg.act_word_bytes()) - 1),
             r_pos_mask: k32((1u64 << cfg.cols) - 1),
             square: Constant::new(cfg.rows == cfg.cols),
+            k_run_lead: Constant::new(cfg.registered_code_bus),
             state: Default::default(),
             op_info: Default::default(),
             op_reset: Default::default(),
@@ -1273,8 +1277,10 @@ impl Logic for HostLink {
                         self.status.d.next = self.k_status_bad_length.val();
                     } else if !self.configured.q.val() {
                         self.status.d.next = self.k_status_not_configured.val();
-                    } else {
+                    } else if self.k_run_lead.val() {
                         self.state.d.next = LinkState::RunLead;
+                    } else {
+                        self.state.d.next = LinkState::RunArm;
                     }
                 } else {
                     self.status.d.next = self.k_status_unknown.val();
@@ -1405,7 +1411,7 @@ impl Logic for HostLink {
         }
         // The read address's next value, for copies kept in the core (see `FanoutRegister`).
         self.host_rd_addr_next.next = self.r_addr.d.val();
-        // RunLead always moves on to RunArm and RunArm to RunStart, unless reset: a
+        // RunLead (if used) always moves on to RunArm and RunArm to RunStart, unless reset: a
         // register's decode, not the next-state logic.
         self.start_next.next = (self.state.q.val() == LinkState::RunArm) & !self.reset.val();
         self.start_next2.next = (self.state.q.val() == LinkState::RunLead) & !self.reset.val();
@@ -1416,6 +1422,7 @@ impl Logic for HostLink {
 mod tests {
     use super::*;
     use crate::blocks::testing::{settle, tick};
+    use proptest::prelude::*;
 
     /// Sends `bytes` one per cycle after `gap` idle cycles each, then waits; returns the
     /// cycle (counted from the last byte's) on which the first reply byte appears, and that
@@ -1492,12 +1499,24 @@ mod tests {
     #[test]
     fn start_next_is_the_next_cycles_start_and_the_layer_is_set_before() {
         // CONFIGURE then RUN, the run finished by `done` a while after `start`: every cycle's
-        // `start_next` must be the next cycle's `start` and `start_next2` the next cycle's
-        // `start_next` (the core's copies rely on them), and the layer fields must hold the
-        // layer from two cycles before `start` until `done` (the controller's registers
-        // follow them while idle, and the weight memories read up to two cycles ahead).
-        let cfg = Config::new(4, 4).unwrap();
-        let mut link = HostLink::new(&cfg);
+        // `start_next` must be the next cycle's `start` and, with a staged code bus,
+        // `start_next2` the next cycle's `start_next` (the core's copies rely on them), and
+        // the layer fields must hold the layer from two cycles before `start` (one without
+        // the staged bus) until `done` (the controller's registers follow them while idle,
+        // and the weight memories read up to two cycles ahead). Without the staged bus no
+        // RUN passes `RunLead`: `start_next2` stays low.
+        for staged in [false, true] {
+            let cfg = Config {
+                registered_weight_reads: staged,
+                registered_code_bus: staged,
+                ..Config::new(4, 4).unwrap()
+            };
+            start_next_run(&cfg, staged);
+        }
+    }
+
+    fn start_next_run(cfg: &Config, staged: bool) {
+        let mut link = HostLink::new(cfg);
         link.connect_all();
         link.out_ready.next = true;
         // m, K-tiles, N-tiles, activation, weight and output bases, multiplier.
@@ -1543,16 +1562,190 @@ mod tests {
             }
             tick(&mut link, |l| &mut l.clock);
             assert_eq!(link.start.val(), next, "cycle {cycle}");
-            assert_eq!(link.start_next.val(), next2, "cycle {cycle}");
+            if staged {
+                assert_eq!(link.start_next.val(), next2, "cycle {cycle}");
+            } else {
+                assert!(
+                    !next2,
+                    "start_next2 without a staged code bus, cycle {cycle}"
+                );
+            }
             since_start = since_start.map(|c| c + 1);
             if link.start.val() {
                 starts += 1;
                 since_start = Some(0);
             }
         }
-        assert_eq!(starts, 1);
-        // The two cycles before `start`, `start`'s own and the 20 until `done`.
-        assert_eq!(layers_checked, 23);
+        assert_eq!(starts, 1, "staged {staged}");
+        // The one or two cycles before `start`, `start`'s own and the 20 until `done`.
+        assert_eq!(layers_checked, 22 + usize::from(staged), "staged {staged}");
+    }
+
+    /// CONFIGURE's acceptance as the protocol defines it, in 64-bit sums: the rule the link's
+    /// split 17-bit checks must give exactly.
+    fn layer_is_valid(cfg: &Config, f: &[u16; 7], shift: u8, flags: u8) -> bool {
+        let [m, kt, nt, act, wt, out, _mult] = f.map(u64::from);
+        let int8_out = flags & protocol::FLAG_INT8_OUT != 0;
+        let (act_end, out_end) = (act + m * kt, out + m * nt);
+        let out_depth = if int8_out {
+            cfg.act_depth
+        } else {
+            cfg.result_depth
+        } as u64;
+        m != 0
+            && m <= cfg.max_m as u64
+            && kt != 0
+            && nt != 0
+            && act_end <= cfg.act_depth as u64
+            && wt + nt * kt * cfg.rows as u64 <= cfg.weight_depth as u64
+            && shift <= protocol::MAX_SHIFT
+            && flags & !(protocol::FLAG_INT8_OUT | protocol::FLAG_RELU) == 0
+            && (int8_out || flags & protocol::FLAG_RELU == 0)
+            && (!int8_out || cfg.rows == cfg.cols)
+            && out_end <= out_depth
+            && !(int8_out && out < act_end && act < out_end)
+    }
+
+    /// Field values around every limit of `cfg` and of 16 and 17 bits, or any.
+    fn field(cfg: &Config) -> impl Strategy<Value = u16> {
+        let mut near = vec![0u64, 1, 2, 3, 255, 256, 0x7FFF, 0x8000, 0xFFFE, 0xFFFF];
+        for limit in [
+            cfg.act_depth,
+            cfg.weight_depth,
+            cfg.result_depth,
+            cfg.max_m,
+            cfg.weight_depth / cfg.rows,
+        ] {
+            let limit = limit as u64;
+            near.extend([
+                limit.saturating_sub(2),
+                limit - 1,
+                limit,
+                limit + 1,
+                limit / 2,
+            ]);
+        }
+        let near: Vec<u16> = near
+            .into_iter()
+            .filter_map(|v| u16::try_from(v).ok())
+            .collect();
+        prop_oneof![proptest::sample::select(near), any::<u16>(), 0u16..64]
+    }
+
+    fn configure_status(cfg: &Config, f: &[u16; 7], shift: u8, flags: u8) -> u8 {
+        let mut payload = vec![];
+        for v in f {
+            payload.extend(v.to_le_bytes());
+        }
+        payload.extend([shift, flags]);
+        let bytes = protocol::frame(protocol::REQUEST_SYNC, Opcode::Configure as u8, &payload);
+        // Bytes on consecutive cycles: every stage of the checks is final just in time.
+        first_reply_after(cfg, &bytes, 0).1
+    }
+
+    fn check_configure(cfg: &Config, f: [u16; 7], shift: u8, flags: u8) {
+        let want = if layer_is_valid(cfg, &f, shift, flags) {
+            Status::Ok
+        } else {
+            Status::OutOfRange
+        };
+        assert_eq!(
+            configure_status(cfg, &f, shift, flags),
+            want as u8,
+            "fields {f:?}, shift {shift}, flags {flags}"
+        );
+    }
+
+    /// A small device (limits below the 16-bit fields, so bases can be past a memory) and
+    /// one with every memory at 65536 words (products past 17 bits while the other checks
+    /// pass).
+    fn configure_configs() -> [Config; 2] {
+        let base = Config::new(4, 4).unwrap();
+        [
+            Config {
+                weight_depth: 64,
+                act_depth: 32,
+                result_depth: 16,
+                max_m: 8,
+                ..base.clone()
+            },
+            Config {
+                weight_depth: 65536,
+                act_depth: 65536,
+                result_depth: 65536,
+                max_m: 65536,
+                ..base
+            },
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+        #[test]
+        fn configure_checks_match_the_rule_on_a_small_device(
+            f in proptest::array::uniform7(field(&configure_configs()[0])),
+            shift in 0u8..34,
+            flags in 0u8..4,
+        ) {
+            check_configure(&configure_configs()[0], f, shift, flags);
+        }
+
+        #[test]
+        fn configure_checks_match_the_rule_on_a_large_device(
+            f in proptest::array::uniform7(field(&configure_configs()[1])),
+            shift in 0u8..34,
+            flags in 0u8..4,
+        ) {
+            check_configure(&configure_configs()[1], f, shift, flags);
+        }
+    }
+
+    #[test]
+    fn configure_checks_at_the_edges_of_each_region() {
+        // (m, kt, nt, act, wt, out, mult), shift, flags: the products past 17 bits, a base
+        // past its memory, regions ending at and one past a memory, int8 outputs touching
+        // and overlapping the inputs, on both devices.
+        let [small, large] = configure_configs();
+        let int8 = protocol::FLAG_INT8_OUT;
+        for (cfg, f, flags) in [
+            (&small, [8, 4, 1, 0, 0, 0, 1], 0),
+            (&small, [8, 4, 1, 1, 0, 0, 1], 0),
+            (&small, [1, 1, 1, 40, 0, 0, 1], 0),
+            (&small, [1, 4, 4, 0, 0, 0, 1], 0),
+            (&small, [1, 4, 4, 0, 1, 0, 1], 0),
+            (&small, [2, 1, 8, 0, 0, 0, 1], 0),
+            (&small, [2, 1, 8, 0, 0, 1, 1], 0),
+            (&small, [2, 1, 8, 2, 0, 16, 1], int8),
+            (&small, [2, 1, 8, 2, 0, 17, 1], int8),
+            (&small, [4, 2, 1, 0, 0, 8, 1], int8),
+            (&small, [4, 2, 1, 0, 0, 7, 1], int8),
+            (&small, [4, 1, 2, 8, 0, 0, 1], int8),
+            (&small, [4, 1, 2, 7, 0, 0, 1], int8),
+            (&large, [65535, 2, 1, 0, 0, 0, 1], 0),
+            (&large, [32768, 2, 1, 0, 0, 0, 1], 0),
+            (&large, [32768, 2, 1, 1, 0, 0, 1], 0),
+            (&large, [1, 16384, 1, 0, 0, 0, 1], 0),
+            (&large, [1, 16384, 1, 0, 1, 0, 1], 0),
+            (&large, [2, 1, 32768, 0, 0, 0, 1], 0),
+            (&large, [2, 1, 32769, 0, 0, 0, 1], 0),
+            (&large, [65535, 3, 1, 0, 0, 0, 1], 0),
+            (&large, [4096, 64, 1, 0, 0, 0, 1], 0),
+            (&large, [1, 512, 512, 0, 0, 0, 1], 0),
+            (&large, [512, 1, 512, 0, 0, 0, 1], int8),
+            (&large, [256, 256, 1, 0, 0, 0, 1], 0),
+            (&large, [256, 257, 1, 0, 0, 0, 1], 0),
+            (&large, [256, 1, 256, 0, 0, 0, 1], int8),
+            (&large, [256, 1, 257, 0, 0, 0, 1], int8),
+            (&large, [256, 1, 1, 0, 0, 256, 1], int8),
+            (&large, [256, 1, 1, 0, 0, 255, 1], int8),
+            (&large, [256, 1, 1, 300, 0, 44, 1], int8),
+            (&large, [256, 1, 1, 300, 0, 45, 1], int8),
+        ] {
+            check_configure(cfg, f, 0, flags);
+        }
+        // Both outcomes are among the cases.
+        assert!(layer_is_valid(&small, &[8, 4, 1, 0, 0, 0, 1], 0, 0));
+        assert!(!layer_is_valid(&large, &[65535, 2, 1, 0, 0, 0, 1], 0, 0));
     }
 
     #[test]
