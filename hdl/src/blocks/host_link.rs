@@ -188,6 +188,17 @@ pub struct HostLink {
     result_limit: Constant<Bits<17>>,
     weight_tiles_limit: Constant<Bits<17>>,
     max_m_limit: Constant<Bits<17>>,
+    // For the region checks: whether a limit is a power of two (every board's is), and its
+    // log2; then `x > limit` is `x >> log2 != 0 && x != limit`, a few LUTs instead of a carry
+    // chain.
+    act_limit_pow2: Constant<bool>,
+    act_limit_log2: Constant<Bits<5>>,
+    weight_limit_pow2: Constant<bool>,
+    weight_limit_log2: Constant<Bits<5>>,
+    result_limit_pow2: Constant<bool>,
+    result_limit_log2: Constant<Bits<5>>,
+    tiles_limit_pow2: Constant<bool>,
+    tiles_limit_log2: Constant<Bits<5>>,
     row_shift: Constant<Bits<5>>,
     w_word_shift: Constant<Bits<5>>,
     a_word_shift: Constant<Bits<5>>,
@@ -460,6 +471,14 @@ impl HostLink {
             result_limit: k17(cfg.result_depth),
             weight_tiles_limit: k17(cfg.weight_depth / cfg.rows),
             max_m_limit: k17(cfg.max_m),
+            act_limit_pow2: Constant::new(cfg.act_depth.is_power_of_two()),
+            act_limit_log2: k5(log2(cfg.act_depth)),
+            weight_limit_pow2: Constant::new(cfg.weight_depth.is_power_of_two()),
+            weight_limit_log2: k5(log2(cfg.weight_depth)),
+            result_limit_pow2: Constant::new(cfg.result_depth.is_power_of_two()),
+            result_limit_log2: k5(log2(cfg.result_depth)),
+            tiles_limit_pow2: Constant::new((cfg.weight_depth / cfg.rows).is_power_of_two()),
+            tiles_limit_log2: k5(log2(cfg.weight_depth / cfg.rows)),
             row_shift: k5(log2(cfg.rows)),
             w_word_shift: k5(log2(cfg.weight_word_bytes())),
             a_word_shift: k5(log2(cfg.act_word_bytes())),
@@ -929,17 +948,45 @@ impl Logic for HostLink {
         // Range checks on 32-bit ends, split as the `*_limit` constants say.
         self.r_end_over.next = (self.r_end_addr.q.val().get_bits::<15>(17) != 0)
             | (self.r_end_addr.q.val().get_bits::<17>(0) > self.r_depth.val());
+        // The ends (and `prod_nk`) start at a block multiplier's output or a 32-bit adder: with
+        // a power-of-two limit their low half is tested without a carry chain (see
+        // `act_limit_pow2`).
         self.act_end_over.next = (self.act_end.q.val().get_bits::<15>(17) != 0)
             | (self.act_end.q.val().get_bits::<17>(0) > self.act_limit.val());
+        if self.act_limit_pow2.val() {
+            self.act_end_over.next = (self.act_end.q.val().get_bits::<15>(17) != 0)
+                | (((self.act_end.q.val().get_bits::<17>(0) >> self.act_limit_log2.val()) != 0)
+                    & (self.act_end.q.val().get_bits::<17>(0) != self.act_limit.val()));
+        }
         self.wt_end_over.next = (self.wt_end.q.val().get_bits::<15>(17) != 0)
             | (self.wt_end.q.val().get_bits::<17>(0) > self.weight_limit.val());
+        if self.weight_limit_pow2.val() {
+            self.wt_end_over.next = (self.wt_end.q.val().get_bits::<15>(17) != 0)
+                | (((self.wt_end.q.val().get_bits::<17>(0) >> self.weight_limit_log2.val()) != 0)
+                    & (self.wt_end.q.val().get_bits::<17>(0) != self.weight_limit.val()));
+        }
         self.out_end_high.next = self.out_end.q.val().get_bits::<15>(17) != 0;
         self.out_end_over_acts.next = self.out_end_high.val()
             | (self.out_end.q.val().get_bits::<17>(0) > self.act_limit.val());
+        if self.act_limit_pow2.val() {
+            self.out_end_over_acts.next = self.out_end_high.val()
+                | (((self.out_end.q.val().get_bits::<17>(0) >> self.act_limit_log2.val()) != 0)
+                    & (self.out_end.q.val().get_bits::<17>(0) != self.act_limit.val()));
+        }
         self.out_end_over_results.next = self.out_end_high.val()
             | (self.out_end.q.val().get_bits::<17>(0) > self.result_limit.val());
+        if self.result_limit_pow2.val() {
+            self.out_end_over_results.next = self.out_end_high.val()
+                | (((self.out_end.q.val().get_bits::<17>(0) >> self.result_limit_log2.val()) != 0)
+                    & (self.out_end.q.val().get_bits::<17>(0) != self.result_limit.val()));
+        }
         self.nk_over.next = (self.prod_nk.q.val().get_bits::<15>(17) != 0)
             | (self.prod_nk.q.val().get_bits::<17>(0) > self.weight_tiles_limit.val());
+        if self.tiles_limit_pow2.val() {
+            self.nk_over.next = (self.prod_nk.q.val().get_bits::<15>(17) != 0)
+                | (((self.prod_nk.q.val().get_bits::<17>(0) >> self.tiles_limit_log2.val()) != 0)
+                    & (self.prod_nk.q.val().get_bits::<17>(0) != self.weight_tiles_limit.val()));
+        }
         // `r_end`: the load position is its word's last byte, a register kept one step ahead:
         // a word's first byte is its last when words are one byte; otherwise the byte after
         // the position is last when the position is one before the last (for results, byte 2
@@ -1659,7 +1706,7 @@ mod tests {
     /// A small device (limits below the 16-bit fields, so bases can be past a memory) and
     /// one with every memory at 65536 words (products past 17 bits while the other checks
     /// pass).
-    fn configure_configs() -> [Config; 2] {
+    fn configure_configs() -> [Config; 3] {
         let base = Config::new(4, 4).unwrap();
         [
             Config {
@@ -1674,6 +1721,14 @@ mod tests {
                 act_depth: 65536,
                 result_depth: 65536,
                 max_m: 65536,
+                ..base.clone()
+            },
+            // No limit a power of two: the checks' carry-chain form.
+            Config {
+                weight_depth: 52,
+                act_depth: 24,
+                result_depth: 20,
+                max_m: 6,
                 ..base
             },
         ]
@@ -1698,6 +1753,15 @@ mod tests {
         ) {
             check_configure(&configure_configs()[1], f, shift, flags);
         }
+
+        #[test]
+        fn configure_checks_match_the_rule_on_a_device_of_odd_depths(
+            f in proptest::array::uniform7(field(&configure_configs()[2])),
+            shift in 0u8..34,
+            flags in 0u8..4,
+        ) {
+            check_configure(&configure_configs()[2], f, shift, flags);
+        }
     }
 
     #[test]
@@ -1705,7 +1769,7 @@ mod tests {
         // (m, kt, nt, act, wt, out, mult), shift, flags: the products past 17 bits, a base
         // past its memory, regions ending at and one past a memory, int8 outputs touching
         // and overlapping the inputs, on both devices.
-        let [small, large] = configure_configs();
+        let [small, large, _] = configure_configs();
         let int8 = protocol::FLAG_INT8_OUT;
         for (cfg, f, flags) in [
             (&small, [8, 4, 1, 0, 0, 0, 1], 0),
