@@ -81,6 +81,7 @@ impl DeviceInfo {
             registered_act_reads: false,
             registered_weight_reads: false,
             registered_code_bus: false,
+            lut_range_checks: false,
         };
         config
             .validate()

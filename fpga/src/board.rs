@@ -514,6 +514,7 @@ impl Board {
             registered_act_reads: self.registered_ram_reads,
             registered_weight_reads: self.registered_ram_reads,
             registered_code_bus: self.registered_ram_reads,
+            lut_range_checks: self.family == Family::Ice40,
             ..base
         };
         cfg.validate()?;

@@ -89,6 +89,14 @@ pub struct Config {
     /// Results and cycles are the same either way, so `INFO` does not report it; boards
     /// choose it.
     pub registered_code_bus: bool,
+    /// The host link tests a CONFIGURE region's end against a power-of-two memory depth as a
+    /// LUT tree (`end >> log2(depth) != 0 && end != depth`) instead of a carry-chain compare.
+    /// On the iCE40 the ends come out of SB_MAC16s far from the logic, and the tree took them
+    /// off the critical paths (median 47.9 to 49.1 MHz on the iCEBreaker); on the ECP5 the
+    /// carry chains are fast and the same change cost the ULX3S 8x8 18 MHz (docs/boards.md,
+    /// thirteenth round). Depths that are not powers of two keep the compare. The status is
+    /// the same either way; boards choose it.
+    pub lut_range_checks: bool,
 }
 
 /// A configuration that cannot be built.
@@ -126,6 +134,7 @@ impl Config {
             registered_act_reads: false,
             registered_weight_reads: false,
             registered_code_bus: false,
+            lut_range_checks: false,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -188,9 +188,9 @@ pub struct HostLink {
     result_limit: Constant<Bits<17>>,
     weight_tiles_limit: Constant<Bits<17>>,
     max_m_limit: Constant<Bits<17>>,
-    // For the region checks: whether a limit is a power of two (every board's is), and its
-    // log2; then `x > limit` is `x >> log2 != 0 && x != limit`, a few LUTs instead of a carry
-    // chain.
+    // For the region checks (`Config::lut_range_checks`): whether a limit is tested as a
+    // power of two, and its log2; then `x > limit` is `x >> log2 != 0 && x != limit`, a few
+    // LUTs instead of a carry chain.
     act_limit_pow2: Constant<bool>,
     act_limit_log2: Constant<Bits<5>>,
     weight_limit_pow2: Constant<bool>,
@@ -471,13 +471,19 @@ impl HostLink {
             result_limit: k17(cfg.result_depth),
             weight_tiles_limit: k17(cfg.weight_depth / cfg.rows),
             max_m_limit: k17(cfg.max_m),
-            act_limit_pow2: Constant::new(cfg.act_depth.is_power_of_two()),
+            act_limit_pow2: Constant::new(cfg.lut_range_checks && cfg.act_depth.is_power_of_two()),
             act_limit_log2: k5(log2(cfg.act_depth)),
-            weight_limit_pow2: Constant::new(cfg.weight_depth.is_power_of_two()),
+            weight_limit_pow2: Constant::new(
+                cfg.lut_range_checks && cfg.weight_depth.is_power_of_two(),
+            ),
             weight_limit_log2: k5(log2(cfg.weight_depth)),
-            result_limit_pow2: Constant::new(cfg.result_depth.is_power_of_two()),
+            result_limit_pow2: Constant::new(
+                cfg.lut_range_checks && cfg.result_depth.is_power_of_two(),
+            ),
             result_limit_log2: k5(log2(cfg.result_depth)),
-            tiles_limit_pow2: Constant::new((cfg.weight_depth / cfg.rows).is_power_of_two()),
+            tiles_limit_pow2: Constant::new(
+                cfg.lut_range_checks && (cfg.weight_depth / cfg.rows).is_power_of_two(),
+            ),
             tiles_limit_log2: k5(log2(cfg.weight_depth / cfg.rows)),
             row_shift: k5(log2(cfg.rows)),
             w_word_shift: k5(log2(cfg.weight_word_bytes())),
@@ -949,8 +955,8 @@ impl Logic for HostLink {
         self.r_end_over.next = (self.r_end_addr.q.val().get_bits::<15>(17) != 0)
             | (self.r_end_addr.q.val().get_bits::<17>(0) > self.r_depth.val());
         // The ends (and `prod_nk`) start at a block multiplier's output or a 32-bit adder: with
-        // a power-of-two limit their low half is tested without a carry chain (see
-        // `act_limit_pow2`).
+        // `Config::lut_range_checks` and a power-of-two limit their low half is tested without
+        // a carry chain (see `act_limit_pow2`).
         self.act_end_over.next = (self.act_end.q.val().get_bits::<15>(17) != 0)
             | (self.act_end.q.val().get_bits::<17>(0) > self.act_limit.val());
         if self.act_limit_pow2.val() {
@@ -1690,17 +1696,24 @@ mod tests {
         first_reply_after(cfg, &bytes, 0).1
     }
 
+    /// Checks one CONFIGURE on `cfg` in both forms of the region checks.
     fn check_configure(cfg: &Config, f: [u16; 7], shift: u8, flags: u8) {
         let want = if layer_is_valid(cfg, &f, shift, flags) {
             Status::Ok
         } else {
             Status::OutOfRange
         };
-        assert_eq!(
-            configure_status(cfg, &f, shift, flags),
-            want as u8,
-            "fields {f:?}, shift {shift}, flags {flags}"
-        );
+        for lut_range_checks in [false, true] {
+            let cfg = Config {
+                lut_range_checks,
+                ..cfg.clone()
+            };
+            assert_eq!(
+                configure_status(&cfg, &f, shift, flags),
+                want as u8,
+                "fields {f:?}, shift {shift}, flags {flags}, lut_range_checks {lut_range_checks}"
+            );
+        }
     }
 
     /// A small device (limits below the 16-bit fields, so bases can be past a memory) and
@@ -1723,7 +1736,7 @@ mod tests {
                 max_m: 65536,
                 ..base.clone()
             },
-            // No limit a power of two: the checks' carry-chain form.
+            // No limit a power of two: the carry-chain form even with `lut_range_checks`.
             Config {
                 weight_depth: 52,
                 act_depth: 24,
