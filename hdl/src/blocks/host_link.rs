@@ -385,6 +385,12 @@ fn k5(x: u64) -> Constant<Bits<5>> {
     Constant::new(x.into())
 }
 
+/// Whether the region check against `limit` is tested as a power of two
+/// (`Config::lut_range_checks`).
+fn pow2_check(cfg: &Config, limit: usize) -> Constant<bool> {
+    Constant::new(cfg.lut_range_checks && limit.is_power_of_two())
+}
+
 impl HostLink {
     /// The link for `cfg`.
     pub fn new(cfg: &Config) -> Self {
@@ -471,19 +477,13 @@ impl HostLink {
             result_limit: k17(cfg.result_depth),
             weight_tiles_limit: k17(cfg.weight_depth / cfg.rows),
             max_m_limit: k17(cfg.max_m),
-            act_limit_pow2: Constant::new(cfg.lut_range_checks && cfg.act_depth.is_power_of_two()),
+            act_limit_pow2: pow2_check(cfg, cfg.act_depth),
             act_limit_log2: k5(log2(cfg.act_depth)),
-            weight_limit_pow2: Constant::new(
-                cfg.lut_range_checks && cfg.weight_depth.is_power_of_two(),
-            ),
+            weight_limit_pow2: pow2_check(cfg, cfg.weight_depth),
             weight_limit_log2: k5(log2(cfg.weight_depth)),
-            result_limit_pow2: Constant::new(
-                cfg.lut_range_checks && cfg.result_depth.is_power_of_two(),
-            ),
+            result_limit_pow2: pow2_check(cfg, cfg.result_depth),
             result_limit_log2: k5(log2(cfg.result_depth)),
-            tiles_limit_pow2: Constant::new(
-                cfg.lut_range_checks && (cfg.weight_depth / cfg.rows).is_power_of_two(),
-            ),
+            tiles_limit_pow2: pow2_check(cfg, cfg.weight_depth / cfg.rows),
             tiles_limit_log2: k5(log2(cfg.weight_depth / cfg.rows)),
             row_shift: k5(log2(cfg.rows)),
             w_word_shift: k5(log2(cfg.weight_word_bytes())),
