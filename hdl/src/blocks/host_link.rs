@@ -292,6 +292,14 @@ pub struct HostLink {
     k_fetch_wait: Constant<bool>,
     fetch_waited: DFF<bool>,
     fetch_ready: Signal<Local, bool>,
+    // The READ's load strobes from registers, so that `host_rd_load` (a clock enable of every
+    // position register and of the core's read registers) is one LUT: each register holds,
+    // from the previous cycle's next-state values, a term that used to decode `state`.
+    // `rd_first`: this cycle is `host_rd_first`; `rd_armed`: TxPayload of a READ whose byte
+    // out is not its word's last (a load when `out_ready`); `at_decide`: the state is Decide.
+    rd_first: DFF<bool>,
+    rd_armed: DFF<bool>,
+    at_decide: DFF<bool>,
     // CONFIGURE: pending fields, products for the checks, and the active layer.
     p_m: DFF<Bits<16>>,
     p_kt: DFF<Bits<16>>,
@@ -560,6 +568,9 @@ impl HostLink {
             k_fetch_wait: Constant::new(cfg.registered_host_reads),
             fetch_waited: Default::default(),
             fetch_ready: Default::default(),
+            rd_first: Default::default(),
+            rd_armed: Default::default(),
+            at_decide: Default::default(),
             p_m: Default::default(),
             p_kt: Default::default(),
             p_nt: Default::default(),
@@ -693,6 +704,9 @@ impl Logic for HostLink {
             r_cur_last,
             r_end,
             fetch_waited,
+            rd_first,
+            rd_armed,
+            at_decide,
             p_m,
             p_kt,
             p_nt,
@@ -1024,14 +1038,12 @@ impl Logic for HostLink {
         // the next byte of the lane in a result word (after byte 3, byte 0 of the next lane).
         self.fetch_waited.d.next = self.state.q.val() == LinkState::TxFetch;
         self.fetch_ready.next = !self.k_fetch_wait.val() | self.fetch_waited.q.val();
-        self.host_rd_first.next =
-            (self.state.q.val() == LinkState::TxFetch) & self.fetch_ready.val();
+        // (From registers set at the end of `update`: `rd_first` is TxFetch with
+        // `fetch_ready`, `rd_armed` TxPayload of a READ with `!r_cur_last`.)
+        self.host_rd_first.next = self.rd_first.q.val();
         self.host_rd_results.next = self.r_is_r.q.val();
-        self.host_rd_load.next = self.host_rd_first.val()
-            | ((self.state.q.val() == LinkState::TxPayload)
-                & self.op_read.q.val()
-                & self.out_ready.val()
-                & !self.r_cur_last.q.val());
+        self.host_rd_load.next =
+            self.rd_first.q.val() | (self.rd_armed.q.val() & self.out_ready.val());
         self.r_word_start.next = false;
         if self.host_rd_load.val() {
             self.r_cur_last.d.next = self.r_end.q.val();
@@ -1263,7 +1275,6 @@ impl Logic for HostLink {
                 self.tx_idx.d.next = 0.into();
                 self.tx_word.d.next = 0.into();
                 self.tx_shift.d.next = 0.into();
-                self.r_word_start.next = true;
                 self.state.d.next = LinkState::TxSync;
                 if self.crc_bad.q.val() {
                     self.status.d.next = self.k_status_bad_crc.val();
@@ -1429,6 +1440,9 @@ impl Logic for HostLink {
         }
         // A READ reply's first load position (set in Decide), and the next word's after a
         // word's last byte is loaded.
+        if self.at_decide.q.val() {
+            self.r_word_start.next = true;
+        }
         if self.r_word_start.val() {
             self.r_end.d.next = self.r_first_last.val();
             self.r_weight_pos.d.next = self.r_weight_start.val();
@@ -1468,6 +1482,15 @@ impl Logic for HostLink {
         // register's decode, not the next-state logic.
         self.start_next.next = (self.state.q.val() == LinkState::RunArm) & !self.reset.val();
         self.start_next2.next = (self.state.q.val() == LinkState::RunLead) & !self.reset.val();
+        // The load terms of the next cycle, from the next-state values (final here, after
+        // the reset above): TxFetch is ready in its first cycle, or with registered host
+        // reads in its second (this cycle was TxFetch too).
+        self.rd_first.d.next = (self.state.d.val() == LinkState::TxFetch)
+            & (!self.k_fetch_wait.val() | (self.state.q.val() == LinkState::TxFetch));
+        self.rd_armed.d.next = (self.state.d.val() == LinkState::TxPayload)
+            & self.op_read.d.val()
+            & !self.r_cur_last.d.val();
+        self.at_decide.d.next = self.state.d.val() == LinkState::Decide;
     }
 }
 
