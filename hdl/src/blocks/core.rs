@@ -124,6 +124,8 @@ pub struct Core {
     feed_swap: Vec<DFF<bool>>,
     feed_valid_d: Vec<DFF<bool>>,
     feed_swap_d: Vec<DFF<bool>>,
+    // The weight load strobe's delay line: `load_token[i]` is row `i + 1`'s strobe a cycle
+    // ahead (the array registers it); row 0's comes from the controller.
     load_token: Vec<DFF<bool>>,
     tok_valid: Vec<DFF<bool>>,
     tok_first: Vec<DFF<bool>>,
@@ -263,7 +265,7 @@ impl Core {
             feed_swap: dffs(rows),
             feed_valid_d: dffs(rows),
             feed_swap_d: dffs(rows),
-            load_token: dffs(rows),
+            load_token: dffs(rows - 1),
             tok_valid: dffs(tok_taps),
             tok_first: dffs(tok_taps),
             tok_last: dffs(tok_taps),
@@ -364,7 +366,6 @@ impl Logic for Core {
                 self.feed_swap[i].clock.next = self.clock.val();
                 self.feed_valid_d[i].clock.next = self.clock.val();
                 self.feed_swap_d[i].clock.next = self.clock.val();
-                self.load_token[i].clock.next = self.clock.val();
                 self.feed_valid_d[i].d.next = self.feed_valid[i].q.val();
                 self.feed_swap_d[i].d.next = self.feed_swap[i].q.val() & self.feed_valid[i].q.val();
                 // The bank reads for the array when its feed is valid, else for the host
@@ -379,7 +380,6 @@ impl Logic for Core {
                     self.array.act_in[i].next = self.act_banks[i].read_data.val();
                 }
                 self.array.swap_in[i].next = self.feed_swap_d[i].q.val();
-                self.array.load[i].next = self.load_token[i].q.val();
                 // Host writes: stage bytes, commit whole words.
                 self.act_stage[i].d.next = self.act_stage[i].q.val();
                 if self.host_stage.val()
@@ -419,12 +419,14 @@ impl Logic for Core {
             self.feed_addr[0].d.next = self.ctrl.act_addr.val();
             self.feed_valid[0].d.next = self.ctrl.act_valid.val();
             self.feed_swap[0].d.next = self.ctrl.act_swap.val();
-            self.load_token[0].d.next = self.ctrl.wt_valid.val() & self.ctrl.wt_start.val();
+            self.array.load_next[0].next = self.ctrl.wt_valid.val() & self.ctrl.wt_start.val();
             for i in 1..self._rows {
                 self.feed_addr[i].d.next = self.feed_addr[i - 1].q.val();
                 self.feed_valid[i].d.next = self.feed_valid[i - 1].q.val();
                 self.feed_swap[i].d.next = self.feed_swap[i - 1].q.val();
-                self.load_token[i].d.next = self.load_token[i - 1].q.val();
+                self.load_token[i - 1].clock.next = self.clock.val();
+                self.load_token[i - 1].d.next = self.array.load_next[i - 1].val();
+                self.array.load_next[i].next = self.load_token[i - 1].q.val();
             }
             // Accumulator tokens wait `_tok_taps` cycles (see `new`).
             for s in 0..self._tok_taps {

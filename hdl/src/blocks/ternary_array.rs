@@ -3,11 +3,14 @@
 //! Activations enter each row from the left (row `i` one cycle behind row `i - 1`) and move
 //! right one PE per cycle; partial sums start at zero in the top row and move down one PE per
 //! cycle, leaving the bottom of column `j` as `sum_i w[i][j] * a[i]`. The shadow weights are
-//! written one row at a time from the `code_in` bus, by the row's `load` strobe.
+//! written one row at a time from the `code_in` bus, by the row's load strobe.
+//!
+//! Each row's load strobe comes in a cycle ahead (`load_next`) and is registered in one copy
+//! per [`LOADS_PER_COPY`] columns ([`FanoutBus`]), so no strobe net spans a whole row.
 //!
 //! With staged codes (`Config::registered_code_bus`), the code bus is registered once more,
 //! in one copy per [`LOADS_PER_COPY`] rows ([`FanoutBus`]): each copy sits near its rows,
-//! so no code net spans the whole column, and `code_in` must then lead `load` by a cycle.
+//! so no code net spans the whole column, and `code_in` then comes with `load_next`, not after it.
 //!
 //! Every PE but the first of its row swaps early (from its left neighbour's `swap_in`), and
 //! row `i`'s partial sums are [`Pe::width_for_row`]`(i)` bits wide (see [`Pe`]): the same
@@ -29,14 +32,18 @@ pub struct TernaryArray {
     pub act_in: Vec<Signal<In, Bits<8>>>,
     /// Tile-start flag entering each row with its activation (one per row).
     pub swap_in: Vec<Signal<In, bool>>,
-    /// Shadow-weight write strobe of each row (one per row).
-    pub load: Vec<Signal<In, bool>>,
-    /// Weight code bus, one code per column, written into the row whose `load` is high (with
-    /// staged codes, into the row whose `load` is high a cycle later).
+    /// Shadow-weight write strobe of each row, a cycle ahead (one per row): row `i`'s shadows
+    /// take `code_in` at the edge after the one that registers `load_next[i]` high.
+    pub load_next: Vec<Signal<In, bool>>,
+    /// Weight code bus, one code per column, written into the row whose `load_next` was high
+    /// a cycle before (with staged codes, the row whose `load_next` is high in the same cycle).
     pub code_in: Vec<Signal<In, Bits<2>>>,
     /// Column sums leaving the bottom row (one per column).
     pub psum_out: Vec<Signal<Out, Bits<PSUM_BITS>>>,
     pes: Vec<Pe>,
+    // The load strobes, registered: copy `k` of row `i` (at `q[k * rows + i]`) drives the
+    // row's PEs `8k .. 8k + 7`.
+    load_fan: FanoutBus<bool>,
     // The staged code bus: a copy of `code_in` per `LOADS_PER_COPY` rows (a single copy,
     // which nothing reads and synthesis drops, without staged codes).
     code_stage: FanoutBus<Bits<2>>,
@@ -59,12 +66,16 @@ impl TernaryArray {
             clock: Default::default(),
             act_in: (0..rows).map(|_| Default::default()).collect(),
             swap_in: (0..rows).map(|_| Default::default()).collect(),
-            load: (0..rows).map(|_| Default::default()).collect(),
+            load_next: (0..rows).map(|_| Default::default()).collect(),
             code_in: (0..cols).map(|_| Default::default()).collect(),
             psum_out: (0..cols).map(|_| Default::default()).collect(),
             pes: (0..rows * cols)
                 .map(|k| Pe::new(Pe::width_for_row(k / cols), k % cols > 0))
                 .collect(),
+            load_fan: FanoutBus::new(
+                rows,
+                FanoutRegister::<bool>::copies_for(cols, LOADS_PER_COPY),
+            ),
             code_stage: FanoutBus::new(
                 cols,
                 if staged_codes {
@@ -90,12 +101,17 @@ impl Logic for TernaryArray {
         for j in 0..self._cols {
             self.code_stage.d[j].next = self.code_in[j].val();
         }
+        self.load_fan.clock.next = self.clock.val();
+        for i in 0..self._rows {
+            self.load_fan.d[i].next = self.load_next[i].val();
+        }
         for c in self._cols..(self._cols + 1) {
             for r in self._rows..(self._rows + 1) {
                 for i in 0..self._rows {
                     for j in 0..self._cols {
                         self.pes[i * c + j].clock.next = self.clock.val();
-                        self.pes[i * c + j].load.next = self.load[i].val();
+                        // Copy `j / 8` of the row's strobe (8 is `LOADS_PER_COPY`).
+                        self.pes[i * c + j].load.next = self.load_fan.q[(j / 8) * r + i].val();
                         self.pes[i * c + j].code_in.next = self.code_in[j].val();
                     }
                     // Staged codes: row i takes its column's code from copy `i / 8` (hdl_gen
@@ -166,13 +182,14 @@ mod tests {
             for i in 0..rows {
                 arr.act_in[i].next = 0.into();
                 arr.swap_in[i].next = false;
-                arr.load[i].next = false;
+                arr.load_next[i].next = false;
             }
             for (t, (x, w)) in tiles.iter().enumerate() {
                 let start = t * period + 2;
-                // Row i's shadow is written at start - 1 + i, before its swap at start + i.
-                if tick_no + 1 >= start && tick_no + 1 < start + rows {
-                    arr.load[tick_no + 1 - start].next = true;
+                // Row i's shadow is written at start - 1 + i, before its swap at start + i: its
+                // strobe goes in a cycle before that.
+                if tick_no + 2 >= start && tick_no + 2 < start + rows {
+                    arr.load_next[tick_no + 2 - start].next = true;
                 }
                 let lead = 1 + usize::from(staged);
                 if tick_no + lead >= start && tick_no + lead < start + rows {
@@ -233,6 +250,21 @@ mod tests {
                 (x, w)
             })
             .collect();
+        run_tiles(rows, cols, &tiles, m, true);
+    }
+
+    #[test]
+    fn load_copies_reach_every_column_group() {
+        // 20 columns: three copies of each row's strobe, the last feeding 4 columns.
+        let (rows, cols, m) = (3, 20, 2);
+        let tiles: Vec<_> = (0..3)
+            .map(|t| {
+                let x = pattern(m * rows, t, |v| (v.rem_euclid(256) - 128) as i8);
+                let w = pattern(rows * cols, t + 3, |v| (v.rem_euclid(3) - 1) as i8);
+                (x, w)
+            })
+            .collect();
+        run_tiles(rows, cols, &tiles, m, false);
         run_tiles(rows, cols, &tiles, m, true);
     }
 
