@@ -82,6 +82,7 @@ impl DeviceInfo {
             registered_weight_reads: false,
             registered_code_bus: false,
             lut_range_checks: false,
+            registered_read_strobe: false,
         };
         config
             .validate()

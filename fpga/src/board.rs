@@ -515,6 +515,7 @@ impl Board {
             registered_weight_reads: self.registered_ram_reads,
             registered_code_bus: self.registered_ram_reads,
             lut_range_checks: self.family == Family::Ice40,
+            registered_read_strobe: self.family == Family::Ecp5,
             ..base
         };
         cfg.validate()?;
@@ -577,6 +578,12 @@ mod tests {
                     b.registered_ram_reads,
                     b.registered_ram_reads
                 ),
+                "{}",
+                b.name
+            );
+            assert_eq!(
+                (cfg.lut_range_checks, cfg.registered_read_strobe),
+                (b.family == Family::Ice40, b.family == Family::Ecp5),
                 "{}",
                 b.name
             );

@@ -97,6 +97,14 @@ pub struct Config {
     /// thirteenth round). Depths that are not powers of two keep the compare. The status is
     /// the same either way; boards choose it.
     pub lut_range_checks: bool,
+    /// The host link's READ load strobe (`host_rd_load`, a clock enable of every READ
+    /// position register and of the core's read registers) is one LUT of registers set a
+    /// cycle ahead from the link's next-state values, instead of a decode of its state: on
+    /// the ULX3S-85F 32x32 that took it off the critical paths (67.8 to 75.0 MHz on seed
+    /// 3); on the iCE40 the next-state logic in front of those registers cost the
+    /// iCEBreaker 12 MHz (docs/boards.md, fifteenth round). Replies are the same either
+    /// way; boards choose it.
+    pub registered_read_strobe: bool,
 }
 
 /// A configuration that cannot be built.
@@ -135,6 +143,7 @@ impl Config {
             registered_weight_reads: false,
             registered_code_bus: false,
             lut_range_checks: false,
+            registered_read_strobe: false,
         };
         cfg.validate()?;
         Ok(cfg)

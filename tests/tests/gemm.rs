@@ -85,7 +85,8 @@ fn gemm_case(max_dim: usize) -> impl Strategy<Value = (usize, usize, usize, Vec<
 }
 
 /// `cfg` with the accumulator lanes', the host's, the activation feed's and the weight
-/// feed's RAM reads registered and the code bus staged (as the ECP5 boards build it).
+/// feed's RAM reads registered, the code bus staged and the READ strobe registered (as the
+/// ECP5 boards build it).
 fn registered_reads(cfg: Config) -> Config {
     Config {
         registered_acc_reads: true,
@@ -93,6 +94,7 @@ fn registered_reads(cfg: Config) -> Config {
         registered_act_reads: true,
         registered_weight_reads: true,
         registered_code_bus: true,
+        registered_read_strobe: true,
         ..cfg
     }
 }

@@ -232,6 +232,7 @@ proptest! {
             registered_act_reads: true,
             registered_weight_reads: true,
             registered_code_bus: true,
+            registered_read_strobe: true,
             ..small_config(4, 8)
         };
         check_session(&cfg, &requests);

@@ -268,6 +268,7 @@ fn non_default_configurations_are_built_on_demand_and_equal_rust_hdl() {
         registered_weight_reads: true,
         // With 16 rows the code bus has two copies.
         registered_code_bus: true,
+        registered_read_strobe: true,
         ..Config::new(16, 4).unwrap()
     };
     session_pair(&cfg);

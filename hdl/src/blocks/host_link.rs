@@ -292,11 +292,13 @@ pub struct HostLink {
     k_fetch_wait: Constant<bool>,
     fetch_waited: DFF<bool>,
     fetch_ready: Signal<Local, bool>,
-    // The READ's load strobes from registers, so that `host_rd_load` (a clock enable of every
-    // position register and of the core's read registers) is one LUT: each register holds,
-    // from the previous cycle's next-state values, a term that used to decode `state`.
-    // `rd_first`: this cycle is `host_rd_first`; `rd_armed`: TxPayload of a READ whose byte
-    // out is not its word's last (a load when `out_ready`); `at_decide`: the state is Decide.
+    // With `Config::registered_read_strobe`, the READ's load strobes from registers, so that
+    // `host_rd_load` (a clock enable of every position register and of the core's read
+    // registers) is one LUT: each register holds, from the previous cycle's next-state
+    // values, a term otherwise decoded from `state`. `rd_first`: this cycle is
+    // `host_rd_first`; `rd_armed`: TxPayload of a READ whose byte out is not its word's last
+    // (a load when `out_ready`); `at_decide`: the state is Decide.
+    k_read_strobe_regs: Constant<bool>,
     rd_first: DFF<bool>,
     rd_armed: DFF<bool>,
     at_decide: DFF<bool>,
@@ -568,6 +570,7 @@ impl HostLink {
             k_fetch_wait: Constant::new(cfg.registered_host_reads),
             fetch_waited: Default::default(),
             fetch_ready: Default::default(),
+            k_read_strobe_regs: Constant::new(cfg.registered_read_strobe),
             rd_first: Default::default(),
             rd_armed: Default::default(),
             at_decide: Default::default(),
@@ -1038,12 +1041,20 @@ impl Logic for HostLink {
         // the next byte of the lane in a result word (after byte 3, byte 0 of the next lane).
         self.fetch_waited.d.next = self.state.q.val() == LinkState::TxFetch;
         self.fetch_ready.next = !self.k_fetch_wait.val() | self.fetch_waited.q.val();
-        // (From registers set at the end of `update`: `rd_first` is TxFetch with
-        // `fetch_ready`, `rd_armed` TxPayload of a READ with `!r_cur_last`.)
-        self.host_rd_first.next = self.rd_first.q.val();
+        self.host_rd_first.next =
+            (self.state.q.val() == LinkState::TxFetch) & self.fetch_ready.val();
         self.host_rd_results.next = self.r_is_r.q.val();
-        self.host_rd_load.next =
-            self.rd_first.q.val() | (self.rd_armed.q.val() & self.out_ready.val());
+        self.host_rd_load.next = self.host_rd_first.val()
+            | ((self.state.q.val() == LinkState::TxPayload)
+                & self.op_read.q.val()
+                & self.out_ready.val()
+                & !self.r_cur_last.q.val());
+        // The same from registers set at the end of `update` (`Config::registered_read_strobe`).
+        if self.k_read_strobe_regs.val() {
+            self.host_rd_first.next = self.rd_first.q.val();
+            self.host_rd_load.next =
+                self.rd_first.q.val() | (self.rd_armed.q.val() & self.out_ready.val());
+        }
         self.r_word_start.next = false;
         if self.host_rd_load.val() {
             self.r_cur_last.d.next = self.r_end.q.val();
@@ -1275,6 +1286,9 @@ impl Logic for HostLink {
                 self.tx_idx.d.next = 0.into();
                 self.tx_word.d.next = 0.into();
                 self.tx_shift.d.next = 0.into();
+                if !self.k_read_strobe_regs.val() {
+                    self.r_word_start.next = true;
+                }
                 self.state.d.next = LinkState::TxSync;
                 if self.crc_bad.q.val() {
                     self.status.d.next = self.k_status_bad_crc.val();
@@ -1440,7 +1454,7 @@ impl Logic for HostLink {
         }
         // A READ reply's first load position (set in Decide), and the next word's after a
         // word's last byte is loaded.
-        if self.at_decide.q.val() {
+        if self.k_read_strobe_regs.val() & self.at_decide.q.val() {
             self.r_word_start.next = true;
         }
         if self.r_word_start.val() {
@@ -1569,6 +1583,78 @@ mod tests {
                 [5, 6, 7].iter().all(|a| addresses.contains(a)),
                 "the READ's words: {addresses:?}"
             );
+        }
+    }
+
+    #[test]
+    fn registered_read_strobe_gives_the_same_strobes_every_cycle() {
+        // READs of each memory, the reply taken when `out_ready` (high two cycles in three):
+        // a link with `registered_read_strobe` must drive the core exactly as one without,
+        // cycle for cycle, with or without registered host reads.
+        for registered in [false, true] {
+            let links: Vec<HostLink> = [false, true]
+                .into_iter()
+                .map(|strobe| {
+                    let cfg = Config {
+                        registered_host_reads: registered,
+                        registered_read_strobe: strobe,
+                        ..Config::new(4, 4).unwrap()
+                    };
+                    let mut link = HostLink::new(&cfg);
+                    link.connect_all();
+                    link
+                })
+                .collect();
+            let mut links = links;
+            let requests: Vec<Vec<u8>> = [
+                protocol::Memory::Results,
+                protocol::Memory::Weights,
+                protocol::Memory::Activations,
+            ]
+            .into_iter()
+            .map(|mem| {
+                protocol::frame(
+                    protocol::REQUEST_SYNC,
+                    Opcode::Read as u8,
+                    &[mem as u8, 2, 0, 3, 0],
+                )
+            })
+            .collect();
+            let mut loads = 0;
+            for cycle in 0..3000 {
+                let mut seen = vec![];
+                for link in links.iter_mut() {
+                    link.out_ready.next = cycle % 3 != 0;
+                    // Request `k` from cycle 1000 k, a byte every 40 cycles; its reply ends
+                    // before the next request starts.
+                    let byte = (cycle % 40 == 0)
+                        .then(|| requests[cycle / 1000].get(cycle % 1000 / 40))
+                        .flatten();
+                    link.in_valid.next = byte.is_some();
+                    link.in_data.next = (*byte.unwrap_or(&0) as u64).into();
+                    settle(link);
+                    let mut v = vec![
+                        u64::from(link.host_rd_load.val()),
+                        u64::from(link.host_rd_first.val()),
+                        link.host_rd_weight_pos.val().to_u64(),
+                        link.host_rd_act_pos.val().to_u64(),
+                        link.host_rd_addr_next.val().to_u64(),
+                        u64::from(link.out_valid.val()),
+                        link.out_data.val().to_u64(),
+                    ];
+                    v.extend(link.host_rd_result_pos.iter().map(|p| p.val().to_u64()));
+                    seen.push(v);
+                    tick(link, |l| &mut l.clock);
+                }
+                assert_eq!(
+                    seen[0], seen[1],
+                    "cycle {cycle}, registered reads {registered}"
+                );
+                loads += seen[0][0];
+            }
+            // Three replies of 3 words each: 48 result bytes, 3 weight and 12 activation
+            // bytes, each loaded once.
+            assert_eq!(loads, 48 + 3 + 12, "registered reads {registered}");
         }
     }
 
